@@ -1,0 +1,69 @@
+import type { ServiceSchema } from "moleculer";
+import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
+import type { PlantwireConfig } from "../src/shared/config.ts";
+import type { HealthCheck } from "../src/shared/health.ts";
+
+export interface MqttSubscriberOptions {
+  /** Stable client id: with a persistent session the broker keeps queued messages for it. */
+  clientId: string;
+  subscriptions: string[];
+  /** Resolves once the message is safely handed on; the PUBACK is sent only then. */
+  onMessage: (topic: string, payload: Buffer, packet: IPublishPacket) => Promise<void>;
+}
+
+/** Session kept by the broker while a subscriber is away (restart, crash), in seconds. */
+const SESSION_EXPIRY_S = 3_600;
+
+/**
+ * An MQTT v5 subscriber with QoS 1, a persistent session and acknowledgement after processing:
+ * a message is acknowledged to the broker only when `onMessage` resolved, so a crash redelivers it.
+ */
+export function mqttSubscriberMixin(config: PlantwireConfig, options: (service: Record<string, unknown>) => MqttSubscriberOptions): Partial<ServiceSchema> {
+  return {
+    methods: {
+      async healthCheckMqtt(): Promise<HealthCheck> {
+        const client = this.mqttClient as MqttClient | undefined;
+        return client?.connected ? { ok: true } : { ok: false, detail: "not connected to the MQTT broker" };
+      },
+    },
+
+    async started() {
+      const { clientId, subscriptions, onMessage } = options(this);
+      const client = mqtt.connect(config.mqttUrl, {
+        clientId,
+        protocolVersion: 5,
+        clean: false,
+        properties: { sessionExpiryInterval: SESSION_EXPIRY_S },
+        username: config.mqttUsername,
+        password: config.mqttPassword,
+        reconnectPeriod: 1_000,
+        connectTimeout: 5_000,
+        resubscribe: true,
+      });
+      this.mqttClient = client;
+      client.handleMessage = (packet, done) => {
+        onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), packet).then(
+          () => done(),
+          (err: Error) => {
+            // Not acknowledged: close the connection so the broker redelivers it on reconnect.
+            this.logger.error("mqtt message handling failed; reconnecting for redelivery", { topic: packet.topic, error: err.message });
+            client.end(true, () => client.reconnect());
+          },
+        );
+      };
+      client.on("error", (err) => this.logger.warn("mqtt client error", { clientId, error: err.message }));
+      client.on("offline", () => this.logger.warn("mqtt client offline", { clientId }));
+      await new Promise<void>((resolve, reject) => {
+        client.once("connect", () => resolve());
+        client.once("error", reject);
+      });
+      // With a resumed session the subscriptions already exist; subscribing again is harmless.
+      await client.subscribeAsync(Object.fromEntries(subscriptions.map((topic) => [topic, { qos: 1 as const }])));
+      this.logger.info("mqtt subscribed", { clientId, subscriptions });
+    },
+
+    async stopped() {
+      await (this.mqttClient as MqttClient | undefined)?.endAsync();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+import type { Context, ServiceSchema } from "moleculer";
+import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
+import type { ServerResponse } from "node:http";
+import { healthMixin } from "../mixins/health.mixin.ts";
+import { redisMixin } from "../mixins/redis.mixin.ts";
+import { ALL_SERVICES, type PlantwireConfig } from "../src/shared/config.ts";
+import { summarizeHealth, type SystemHealth } from "../src/shared/health-summary.ts";
+import type { HealthCheck, ServiceHealth } from "../src/shared/health.ts";
+
+interface ErrorLike {
+  name?: string;
+  message: string;
+  code?: number;
+  type?: string;
+  data?: unknown;
+}
+
+/** The JSON error body every client mistake gets: a status, a type and a message naming the field. */
+export function errorResponse(err: ErrorLike): { status: number; body: { error: { type: string; message: string; fields?: string[] } } } {
+  if (err.type === "VALIDATION_ERROR" || err.name === "ValidationError") {
+    const fields = Array.isArray(err.data) ? (err.data as { field?: string; message?: string }[]) : [];
+    const message = fields.length > 0 ? fields.map((f) => f.message ?? `${f.field} is invalid`).join("; ") : err.message;
+    return { status: 400, body: { error: { type: "INVALID_PARAMETER", message, fields: fields.map((f) => f.field ?? "") } } };
+  }
+  const status = typeof err.code === "number" && err.code >= 400 && err.code < 600 ? err.code : 500;
+  const message = status >= 500 && status !== 503 ? "internal error" : err.message;
+  return { status, body: { error: { type: err.type ?? (status === 404 ? "NOT_FOUND" : "ERROR"), message } } };
+}
+
+/** moleculer-web gateway: the REST API on port 8000. */
+export default function createApiService(config: PlantwireConfig): ServiceSchema<ApiSettingsSchema> {
+  return {
+    name: "api",
+    mixins: [ApiGateway, redisMixin(config), healthMixin()],
+
+    settings: {
+      port: config.apiPort,
+      ip: config.apiHost,
+      log4XXResponses: false,
+      routes: [
+        {
+          path: "/api",
+          mappingPolicy: "restrict",
+          autoAliases: false,
+          bodyParsers: { json: { limit: "64kb" }, urlencoded: false },
+          aliases: {
+            "GET health": "api.systemHealth",
+            "GET devices": "devices.list",
+            "GET devices/:id": "devices.get",
+            "GET devices/:id/latest": "historian.latest",
+            "GET devices/:id/history": "historian.history",
+            "GET alarms": "alarms.list",
+          },
+          onError(this: { logger: { error: (...args: unknown[]) => void } }, req: { method?: string; url?: string }, res: ServerResponse, err: ErrorLike) {
+            const { status, body } = errorResponse(err);
+            if (status >= 500) this.logger.error("request failed", { method: req.method, url: req.url, error: err.message, code: err.code });
+            res.setHeader("Content-Type", "application/json; charset=utf-8");
+            res.writeHead(status);
+            res.end(JSON.stringify(body));
+          },
+        },
+      ],
+    },
+
+    actions: {
+      systemHealth: {
+        visibility: "public",
+        async handler(ctx: Context<unknown, { $statusCode?: number }>): Promise<SystemHealth> {
+          const services = this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true, withActions: true }) as unknown as {
+            name: string;
+            nodeID: string;
+            actions: Record<string, unknown>;
+          }[];
+          const reports = await Promise.all(
+            services
+              .filter((s) => s.actions[`${s.name}.health`])
+              .map((s) =>
+                (ctx.call(`${s.name}.health`, {}, { nodeID: s.nodeID, timeout: 3_000, retries: 0 }) as Promise<ServiceHealth>).catch(
+                  (err: Error): ServiceHealth => ({ service: s.name, nodeID: s.nodeID, ok: false, checks: { call: { ok: false, detail: err.message } } }),
+                ),
+              ),
+          );
+          const nats: HealthCheck = this.broker.transit?.connected ? { ok: true } : { ok: false, detail: "not connected to NATS" };
+          const health = summarizeHealth(ALL_SERVICES, reports, { nats });
+          if (health.status !== "ok") ctx.meta.$statusCode = 503;
+          return health;
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import { ConfigError } from "./errors.ts";
+
+/** Every setting plantwire reads, with its local default. `.env.example` lists the same names. */
+export interface PlantwireConfig {
+  nodeId: string | undefined;
+  /** Moleculer namespace: brokers only see nodes of the same namespace (tests use their own). */
+  namespace: string;
+  /** Port of the process's HTTP health endpoint (/live, /ready); 0 turns it off. */
+  healthPort: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace";
+  services: string[];
+  natsUrl: string;
+  redisUrl: string;
+  mqttUrl: string;
+  mqttUsername: string | undefined;
+  mqttPassword: string | undefined;
+  topicRoot: string;
+  kafkaBrokers: string[];
+  kafkaPartitions: number;
+  kafkaReplication: number;
+  mongoUrl: string;
+  apiPort: number;
+  apiHost: string;
+  maxPayloadBytes: number;
+  bucketSpanMs: number;
+  historianBatchMax: number;
+  plc: {
+    count: number;
+    scanMs: number;
+    seed: number;
+    site: string;
+    /** This replica owns the PLCs whose index modulo shardCount equals shardIndex. */
+    shardIndex: number;
+    shardCount: number;
+  };
+}
+
+export const ALL_SERVICES = ["devices", "plc-simulator", "preprocessor", "historian", "anomaly-detector", "alarms", "api"];
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const value = env[name];
+  return value === undefined || value === "" ? fallback : value;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function url(env: Env, name: string, fallback: string, schemes: string[]): string {
+  const value = str(env, name, fallback);
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} is not a URL: "${value}"`);
+  }
+  if (!schemes.includes(parsed.protocol.replace(/:$/, ""))) {
+    throw new ConfigError(`${name} must use ${schemes.join(" or ")}, got "${value}"`);
+  }
+  return value;
+}
+
+function list(env: Env, name: string, fallback: string[]): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  return raw.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+/** PLC_SHARD="i/n": replica i of n simulator replicas (default "0/1"). */
+function shard(env: Env): { shardIndex: number; shardCount: number } {
+  const raw = str(env, "PLC_SHARD", "0/1");
+  const match = /^(\d+)\/(\d+)$/.exec(raw);
+  const shardIndex = match ? Number(match[1]) : NaN;
+  const shardCount = match ? Number(match[2]) : NaN;
+  if (!match || shardCount < 1 || shardIndex >= shardCount) {
+    throw new ConfigError(`PLC_SHARD must be "index/count" with index < count, got "${raw}"`);
+  }
+  return { shardIndex, shardCount };
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+
+/** Reads and validates the environment once; throws ConfigError naming the bad setting. */
+export function loadConfig(env: Env = process.env): PlantwireConfig {
+  const logLevel = str(env, "LOG_LEVEL", "info");
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
+  }
+  const services = list(env, "SERVICES", ALL_SERVICES);
+  const unknown = services.filter((s) => !ALL_SERVICES.includes(s));
+  if (unknown.length > 0) {
+    throw new ConfigError(`SERVICES names unknown services: ${unknown.join(", ")} (known: ${ALL_SERVICES.join(", ")})`);
+  }
+  const topicRoot = str(env, "MQTT_TOPIC_ROOT", "scada/v1");
+  if (/[#+]/.test(topicRoot) || topicRoot.startsWith("/") || topicRoot.endsWith("/")) {
+    throw new ConfigError(`MQTT_TOPIC_ROOT must be a plain topic prefix without wildcards or edge slashes, got "${topicRoot}"`);
+  }
+  return {
+    nodeId: env.NODE_ID || undefined,
+    namespace: str(env, "MOLECULER_NAMESPACE", "plantwire"),
+    healthPort: int(env, "HEALTH_PORT", 0, 0, 65535),
+    logLevel: logLevel as PlantwireConfig["logLevel"],
+    services,
+    natsUrl: url(env, "NATS_URL", "nats://127.0.0.1:4222", ["nats", "tls"]),
+    redisUrl: url(env, "REDIS_URL", "redis://127.0.0.1:6379", ["redis", "rediss"]),
+    mqttUrl: url(env, "MQTT_URL", "mqtt://127.0.0.1:1883", ["mqtt", "mqtts", "ws", "wss"]),
+    mqttUsername: env.MQTT_USERNAME || undefined,
+    mqttPassword: env.MQTT_PASSWORD || undefined,
+    topicRoot,
+    kafkaBrokers: list(env, "KAFKA_BROKERS", ["127.0.0.1:9092"]),
+    kafkaPartitions: int(env, "KAFKA_PARTITIONS", 6, 1, 1000),
+    kafkaReplication: int(env, "KAFKA_REPLICATION", 1, 1, 10),
+    mongoUrl: url(env, "MONGO_URL", "mongodb://127.0.0.1:27017/plantwire", ["mongodb", "mongodb+srv"]),
+    apiPort: int(env, "API_PORT", 8000, 1, 65535),
+    apiHost: str(env, "API_HOST", "127.0.0.1"),
+    maxPayloadBytes: int(env, "MAX_PAYLOAD_BYTES", 65536, 256, 16 * 1024 * 1024),
+    bucketSpanMs: int(env, "HISTORIAN_BUCKET_MS", 3_600_000, 1000, 86_400_000),
+    historianBatchMax: int(env, "HISTORIAN_BATCH_MAX", 500, 1, 100_000),
+    plc: {
+      count: int(env, "PLC_COUNT", 20, 0, 100_000),
+      scanMs: int(env, "PLC_SCAN_MS", 1000, 10, 3_600_000),
+      seed: int(env, "PLC_SEED", 1, 0, 2 ** 31 - 1),
+      site: str(env, "PLC_SITE", "plant1"),
+      ...shard(env),
+    },
+  };
+}
