@@ -1,18 +1,23 @@
 import type { ServiceSchema } from "moleculer";
-import { Kafka, logLevel as KafkaLogLevel, type Consumer, type EachBatchPayload, type Message, type Producer } from "kafkajs";
+import { Kafka, logLevel as KafkaLogLevel, Partitioners, type Consumer, type EachBatchPayload, type Message, type Producer } from "kafkajs";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import { probe, type HealthCheck } from "../src/shared/health.ts";
+import { KAFKA_TOPICS, kafkaTopic, type KafkaTopicKind } from "../src/shared/topics.ts";
 
 export interface KafkaConsumerOptions {
   /** Suffix of the group id; the full id is `<namespace>.<group>` so test runs never share groups. */
   group: string;
-  topics: string[];
+  topics: KafkaTopicKind[];
   /** Called per partition batch; offsets are committed only after it resolves. */
   eachBatch: (payload: EachBatchPayload) => Promise<void>;
   partitionsConsumedConcurrently?: number;
 }
 
-const LOG_METHODS = { [KafkaLogLevel.ERROR]: "error", [KafkaLogLevel.WARN]: "warn", [KafkaLogLevel.INFO]: "info", [KafkaLogLevel.DEBUG]: "debug" } as const;
+// kafkajs logs every failed request as an error, though it retries them; real failures surface as thrown errors.
+const LOG_METHODS = { [KafkaLogLevel.ERROR]: "warn", [KafkaLogLevel.WARN]: "warn", [KafkaLogLevel.INFO]: "info", [KafkaLogLevel.DEBUG]: "debug" } as const;
+
+/** Topic creation runs once per process and prefix, however many services share the process. */
+const topicsEnsured = new Map<string, Promise<void>>();
 
 /**
  * Kafka client for a service: an idempotent producer (acks=all) connected on start, and consumers
@@ -21,9 +26,37 @@ const LOG_METHODS = { [KafkaLogLevel.ERROR]: "error", [KafkaLogLevel.WARN]: "war
 export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
   return {
     methods: {
-      async kafkaProduce(topic: string, messages: Message[]): Promise<void> {
+      async kafkaProduce(kind: KafkaTopicKind, messages: Message[]): Promise<void> {
         if (messages.length === 0) return;
-        await (this.kafkaProducer as Producer).send({ topic, messages, acks: -1 });
+        await (this.kafkaProducer as Producer).send({ topic: kafkaTopic(config.kafkaTopicPrefix, kind), messages, acks: -1 });
+      },
+
+      /** Creates the architecture's topics that do not exist yet (existing ones are left as they are). */
+      kafkaEnsureTopics(): Promise<void> {
+        let ensured = topicsEnsured.get(config.kafkaTopicPrefix);
+        if (!ensured) {
+          ensured = this.kafkaCreateMissingTopics() as Promise<void>;
+          ensured.catch(() => topicsEnsured.delete(config.kafkaTopicPrefix));
+          topicsEnsured.set(config.kafkaTopicPrefix, ensured);
+        }
+        return ensured;
+      },
+
+      async kafkaCreateMissingTopics(): Promise<void> {
+        const admin = (this.kafka as Kafka).admin();
+        await admin.connect();
+        try {
+          const existing = new Set(await admin.listTopics());
+          const missing = (Object.keys(KAFKA_TOPICS) as KafkaTopicKind[]).map((kind) => kafkaTopic(config.kafkaTopicPrefix, kind)).filter((t) => !existing.has(t));
+          if (missing.length === 0) return;
+          await admin.createTopics({
+            waitForLeaders: true,
+            topics: missing.map((topic) => ({ topic, numPartitions: config.kafkaPartitions, replicationFactor: config.kafkaReplication })),
+          });
+          this.logger.info("created kafka topics", { topics: missing });
+        } finally {
+          await admin.disconnect();
+        }
       },
 
       async kafkaConsume(options: KafkaConsumerOptions): Promise<Consumer> {
@@ -36,7 +69,8 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
           retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
         });
         await consumer.connect();
-        await consumer.subscribe({ topics: options.topics, fromBeginning: true });
+        // A new group starts at the oldest record: a first deployment must not skip retained data.
+        await consumer.subscribe({ topics: options.topics.map((kind) => kafkaTopic(config.kafkaTopicPrefix, kind)), fromBeginning: true });
         await consumer.run({
           autoCommitThreshold: 1,
           partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 3,
@@ -76,14 +110,24 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
         logLevel: KafkaLogLevel.WARN,
         logCreator: () => (entry) => {
           const method = LOG_METHODS[entry.level as keyof typeof LOG_METHODS] ?? "info";
-          logger[method](`kafka: ${entry.log.message}`, { namespace: entry.namespace, ...entry.log });
+          const { message, broker, error, groupId, topic } = entry.log as Record<string, unknown>;
+          logger[method](`kafka: ${String(message)}`, { component: entry.namespace, broker, error, groupId, topic });
         },
       });
-      this.kafkaProducer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 5, allowAutoTopicCreation: false });
+      // An idempotent producer retries without limit: while Kafka is away, sends wait (and MQTT
+      // messages stay unacknowledged) instead of failing and being dropped.
+      this.kafkaProducer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 5,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5_000 },
+      });
       this.kafkaConsumers = [] as Consumer[];
     },
 
     async started() {
+      await this.kafkaEnsureTopics();
       await (this.kafkaProducer as Producer).connect();
     },
 

@@ -5,7 +5,6 @@ import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
 import { mongoMixin } from "../mixins/mongo.mixin.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
-import { KAFKA_TOPICS } from "../src/shared/topics.ts";
 import { alarmWrite } from "../src/alarms/alarm-store.ts";
 import type { AlarmDocument, AlarmTransition } from "../src/shared/types.ts";
 
@@ -70,7 +69,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
       this.alarms = (this.db as Db).collection<AlarmDocument>("alarms");
       await this.alarms.createIndex({ state: 1, activatedAt: -1 });
       await this.alarms.createIndex({ device: 1, activatedAt: -1 });
-      await this.kafkaConsume({ group: "alarms", topics: [KAFKA_TOPICS.alarms], eachBatch: (payload: EachBatchPayload) => this.storeTransitions(payload) });
+      await this.kafkaConsume({ group: "alarms", topics: ["alarms"], eachBatch: (payload: EachBatchPayload) => this.storeTransitions(payload) });
     },
   };
 }

@@ -5,7 +5,6 @@ import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
 import { LimitChecker } from "../src/alarms/limit-checker.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
-import { KAFKA_TOPICS } from "../src/shared/topics.ts";
 import type { AlarmDocument, AlarmTransition, TelemetryRecord } from "../src/shared/types.ts";
 
 /** Watches the telemetry stream per device and publishes alarm condition transitions to `scada.alarms.v1`. */
@@ -39,7 +38,7 @@ export default function createAnomalyDetectorService(config: PlantwireConfig): S
           transitions.push(...(this.limits as LimitChecker).evaluate(record, tags));
         }
         this.transitions += transitions.length;
-        await this.kafkaProduce(KAFKA_TOPICS.alarms, transitions.map((t) => ({ key: t.device, value: JSON.stringify(t) })));
+        await this.kafkaProduce("alarms", transitions.map((t) => ({ key: t.device, value: JSON.stringify(t) })));
       },
     },
 
@@ -52,7 +51,7 @@ export default function createAnomalyDetectorService(config: PlantwireConfig): S
     async started() {
       const active: AlarmDocument[] = await this.broker.call("alarms.active");
       (this.limits as LimitChecker).restore(active.map((a) => ({ alarmId: a._id, device: a.device, tag: a.tag, kind: a.kind, limit: a.limit })));
-      await this.kafkaConsume({ group: "anomaly-detector", topics: [KAFKA_TOPICS.telemetry], eachBatch: (payload: EachBatchPayload) => this.evaluateBatch(payload) });
+      await this.kafkaConsume({ group: "anomaly-detector", topics: ["telemetry"], eachBatch: (payload: EachBatchPayload) => this.evaluateBatch(payload) });
     },
   };
 }

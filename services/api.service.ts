@@ -64,7 +64,6 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
 
     actions: {
       systemHealth: {
-        visibility: "public",
         async handler(ctx: Context<unknown, { $statusCode?: number }>): Promise<SystemHealth> {
           const services = this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true, withActions: true }) as unknown as {
             name: string;

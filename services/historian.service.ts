@@ -10,8 +10,8 @@ import { redisMixin } from "../mixins/redis.mixin.ts";
 import { bucketUpserts, historyPoints, latestValues, type BucketDocument } from "../src/historian/buckets.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import { ValidationError } from "../src/shared/errors.ts";
+import { LatencyHistogram } from "../src/shared/latency-histogram.ts";
 import { parseTimeParam } from "../src/shared/time.ts";
-import { KAFKA_TOPICS } from "../src/shared/topics.ts";
 import type { DeadLetterRecord, HistoryPoint, LatestValue, TelemetryRecord } from "../src/shared/types.ts";
 
 export interface HistoryParams {
@@ -47,6 +47,20 @@ export default function createHistorianService(config: PlantwireConfig): Service
     mixins: [kafkaMixin(config), mongoMixin(config), redisMixin(config), healthMixin()],
 
     actions: {
+      /** Samples stored and their PLC-timestamp → stored latency since start (or the last reset). */
+      stats: {
+        params: { reset: { type: "boolean", optional: true, convert: true } },
+        handler(ctx: Context<{ reset?: boolean }>): { samples: number; points: number; latencyMs: ReturnType<LatencyHistogram["summary"]> } {
+          const latency = this.latency as LatencyHistogram;
+          const result = { samples: latency.count, points: this.storedPoints as number, latencyMs: latency.summary() };
+          if (ctx.params.reset) {
+            latency.reset();
+            this.storedPoints = 0;
+          }
+          return result;
+        },
+      },
+
       latest: {
         params: { id: ID },
         async handler(ctx: Context<{ id: string }>): Promise<LatestResult> {
@@ -103,9 +117,14 @@ export default function createHistorianService(config: PlantwireConfig): Service
         if (records.length > 0) {
           const operations = bucketUpserts(records, config.bucketSpanMs).map(({ filter, update }) => ({ updateOne: { filter, update, upsert: true } }));
           await (this.buckets as Collection<BucketDocument>).bulkWrite(operations, { ordered: false });
+          const storedAt = Date.now();
+          for (const record of records) {
+            (this.latency as LatencyHistogram).record(storedAt - record.ts);
+            this.storedPoints += Object.keys(record.values).length;
+          }
           await this.cacheLatest(records);
         }
-        await this.kafkaProduce(KAFKA_TOPICS.deadletter, rejected.map((r) => ({ key: r.source, value: JSON.stringify(r) })));
+        await this.kafkaProduce("deadletter", rejected.map((r) => ({ key: r.source, value: JSON.stringify(r) })));
       },
 
       async cacheLatest(records: TelemetryRecord[]): Promise<void> {
@@ -126,11 +145,16 @@ export default function createHistorianService(config: PlantwireConfig): Service
       },
     },
 
+    created() {
+      this.latency = new LatencyHistogram();
+      this.storedPoints = 0;
+    },
+
     async started() {
       this.newestTs = new Map<string, number>();
       this.buckets = (this.db as Db).collection<BucketDocument>("telemetry");
       await this.buckets.createIndex({ device: 1, start: 1 });
-      await this.kafkaConsume({ group: "historian", topics: [KAFKA_TOPICS.telemetry], eachBatch: (payload: EachBatchPayload) => this.storeBatch(payload) });
+      await this.kafkaConsume({ group: "historian", topics: ["telemetry"], eachBatch: (payload: EachBatchPayload) => this.storeBatch(payload) });
     },
   };
 }

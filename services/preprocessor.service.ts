@@ -6,7 +6,7 @@ import { mqttSubscriberMixin } from "../mixins/mqtt.mixin.ts";
 import { deadLetter } from "../src/ingest/dead-letter.ts";
 import { normalizeState, normalizeTelemetry, parseJsonObject } from "../src/ingest/telemetry.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
-import { KAFKA_TOPICS, kindFilter, parseDeviceTopic, type ParsedTopic } from "../src/shared/topics.ts";
+import { kindFilter, parseDeviceTopic, type ParsedTopic } from "../src/shared/topics.ts";
 import type { DeviceDocument } from "../src/shared/types.ts";
 
 export interface PreprocessorStats {
@@ -61,7 +61,7 @@ export default function createPreprocessorService(config: PlantwireConfig): Serv
         if (!tags) return this.reject(topic, `unknown device "${address.device}": no birth message registered it`, payload);
         const record = normalizeTelemetry(data, address, tags, Date.now());
         if (!record.ok) return this.reject(topic, record.reason, payload);
-        await this.kafkaProduce(KAFKA_TOPICS.telemetry, [{ key: address.device, value: JSON.stringify(record.value) }]);
+        await this.kafkaProduce("telemetry", [{ key: address.device, value: JSON.stringify(record.value) }]);
         (this.stats as PreprocessorStats).forwarded++;
       },
 
@@ -74,13 +74,13 @@ export default function createPreprocessorService(config: PlantwireConfig): Serv
         const registered: DeviceDocument = await this.broker.call("devices.register", { site, area, line, device, ...state.value });
         this.rememberDeviceTags(device, registered.tags);
         const event = { type: "device.state", device, site, area, line, state: state.value.state, ts: state.value.ts };
-        await this.kafkaProduce(KAFKA_TOPICS.events, [{ key: device, value: JSON.stringify(event) }]);
+        await this.kafkaProduce("events", [{ key: device, value: JSON.stringify(event) }]);
         (this.stats as PreprocessorStats).forwarded++;
       },
 
       async reject(topic: string, reason: string, payload: Buffer): Promise<void> {
         const record = deadLetter(topic, reason, payload, Date.now());
-        await this.kafkaProduce(KAFKA_TOPICS.deadletter, [{ key: topic, value: JSON.stringify(record) }]);
+        await this.kafkaProduce("deadletter", [{ key: topic, value: JSON.stringify(record) }]);
         const stats = this.stats as PreprocessorStats;
         stats.deadLettered++;
         const key = reasonKey(reason);

@@ -88,7 +88,8 @@ export function normalizeTelemetry(
     }
     normalized[name] = sample.value;
   }
-  return { ok: true, value: { ...address, ts, seq, receivedAt: now, values: normalized } };
+  const { site, area, line, device } = address;
+  return { ok: true, value: { site, area, line, device, ts, seq, receivedAt: now, values: normalized } };
 }
 
 /** Validates a birth/death message. Tag definitions are checked field by field. */

@@ -16,6 +16,8 @@ export interface PlantwireConfig {
   mqttPassword: string | undefined;
   topicRoot: string;
   kafkaBrokers: string[];
+  /** Prepended to every Kafka topic name, so test runs and tenants can share a cluster. */
+  kafkaTopicPrefix: string;
   kafkaPartitions: number;
   kafkaReplication: number;
   mongoUrl: string;
@@ -86,6 +88,12 @@ function shard(env: Env): { shardIndex: number; shardCount: number } {
   return { shardIndex, shardCount };
 }
 
+function topicPrefix(env: Env): string {
+  const prefix = str(env, "KAFKA_TOPIC_PREFIX", "");
+  if (!/^[A-Za-z0-9._-]{0,100}$/.test(prefix)) throw new ConfigError(`KAFKA_TOPIC_PREFIX may only hold letters, digits, ".", "_" and "-", got "${prefix}"`);
+  return prefix;
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /** Reads and validates the environment once; throws ConfigError naming the bad setting. */
@@ -116,6 +124,7 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     mqttPassword: env.MQTT_PASSWORD || undefined,
     topicRoot,
     kafkaBrokers: list(env, "KAFKA_BROKERS", ["127.0.0.1:9092"]),
+    kafkaTopicPrefix: topicPrefix(env),
     kafkaPartitions: int(env, "KAFKA_PARTITIONS", 6, 1, 1000),
     kafkaReplication: int(env, "KAFKA_REPLICATION", 1, 1, 10),
     mongoUrl: url(env, "MONGO_URL", "mongodb://127.0.0.1:27017/plantwire", ["mongodb", "mongodb+srv"]),

@@ -7,6 +7,13 @@ export const KAFKA_TOPICS = {
   deadletter: "scada.deadletter.v1",
 } as const;
 
+export type KafkaTopicKind = keyof typeof KAFKA_TOPICS;
+
+/** The Kafka topic of a kind under a prefix (KAFKA_TOPIC_PREFIX). */
+export function kafkaTopic(prefix: string, kind: KafkaTopicKind): string {
+  return prefix + KAFKA_TOPICS[kind];
+}
+
 export type MessageKind = "telemetry" | "state" | "cmd" | "cmd/ack";
 
 export interface ParsedTopic extends DeviceAddress {

@@ -1,0 +1,153 @@
+// Runs a whole plantwire system as child processes against the real local servers, isolated from
+// any other run by its own Moleculer namespace, MQTT root, Kafka topic prefix and Mongo database.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { Kafka, logLevel, type Consumer } from "kafkajs";
+import type { ServiceBroker } from "moleculer";
+import { MongoClient } from "mongodb";
+import mqtt from "mqtt";
+import { createPlantwireBroker } from "../../src/main.ts";
+import { loadConfig } from "../../src/shared/config.ts";
+import { KAFKA_TOPICS } from "../../src/shared/topics.ts";
+import { waitFor } from "./wait.ts";
+
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+
+export interface TestSystemEnv extends Record<string, string> {
+  MOLECULER_NAMESPACE: string;
+  MQTT_TOPIC_ROOT: string;
+  KAFKA_TOPIC_PREFIX: string;
+  MONGO_URL: string;
+  API_PORT: string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** Settings that keep one test run's data apart from every other run's. */
+export async function isolatedEnv(label: string, extra: Record<string, string> = {}): Promise<TestSystemEnv> {
+  const run = `${label}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+  return {
+    MOLECULER_NAMESPACE: run,
+    MQTT_TOPIC_ROOT: `${run}/v1`,
+    KAFKA_TOPIC_PREFIX: `${run}.`,
+    MONGO_URL: `mongodb://127.0.0.1:27017/${run}`,
+    API_PORT: String(await freePort()),
+    KAFKA_PARTITIONS: "3",
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
+}
+
+export interface RunningProcess {
+  child: ChildProcess;
+  output: () => string;
+  stop: () => Promise<number | null>;
+}
+
+/** Starts `node src/main.ts` with the given settings; its output is kept for failure messages. */
+export function startPlantwire(env: Record<string, string>): RunningProcess {
+  const child = spawn(process.execPath, ["src/main.ts"], { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+export async function getJson<T = unknown>(url: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(url);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** Waits until the API answers /api/health with every service and server up. */
+export async function waitHealthy(env: TestSystemEnv, system: RunningProcess, timeoutMs = 90_000): Promise<void> {
+  await waitFor(
+    "a healthy system",
+    async () => {
+      if (system.child.exitCode !== null) throw new Error(`plantwire exited with ${system.child.exitCode}:\n${system.output()}`);
+      const { status } = await getJson(`http://127.0.0.1:${env.API_PORT}/api/health`);
+      return status === 200;
+    },
+    timeoutMs,
+    250,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- plantwire output ---\n${system.output()}`);
+  });
+}
+
+export function kafkaClient(): Kafka {
+  return new Kafka({ clientId: "plantwire-test", brokers: ["127.0.0.1:9092"], logLevel: logLevel.NOTHING });
+}
+
+/** Removes what a run left in the servers: its topics, its database, its retained MQTT messages. */
+export async function cleanupRun(env: TestSystemEnv): Promise<void> {
+  const admin = kafkaClient().admin();
+  await admin.connect();
+  try {
+    const topics = Object.values(KAFKA_TOPICS).map((t) => env.KAFKA_TOPIC_PREFIX + t);
+    const existing = new Set(await admin.listTopics());
+    await admin.deleteTopics({ topics: topics.filter((t) => existing.has(t)) });
+  } finally {
+    await admin.disconnect();
+  }
+  const mongo = new MongoClient(env.MONGO_URL);
+  try {
+    await mongo.db().dropDatabase();
+  } finally {
+    await mongo.close();
+  }
+  await clearRetained(`${env.MQTT_TOPIC_ROOT}/#`);
+}
+
+/** Clears every retained message under a filter by publishing empty retained payloads. */
+export async function clearRetained(filter: string): Promise<void> {
+  const client = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `cleanup-${process.pid}-${Date.now()}` });
+  const retained = new Set<string>();
+  client.on("message", (topic, payload, packet) => {
+    if (packet.retain && payload.length > 0) retained.add(topic);
+  });
+  await client.subscribeAsync(filter, { qos: 1 });
+  // Retained messages are sent right after SUBACK; a ping round trip guarantees they arrived.
+  await client.publishAsync(`${filter.replace(/#$/, "")}_cleanup`, "", { qos: 1 });
+  for (const topic of retained) await client.publishAsync(topic, "", { qos: 1, retain: true });
+  await client.endAsync();
+}
+
+/** Starts the named services in this process (one broker) with an isolated configuration. */
+export async function startServices(env: TestSystemEnv, services: string[]): Promise<ServiceBroker> {
+  const config = loadConfig({ ...process.env, ...env, SERVICES: services.join(","), LOG_LEVEL: env.LOG_LEVEL ?? "warn" });
+  const broker = await createPlantwireBroker(config);
+  await broker.start();
+  return broker;
+}
+
+/** Collects the records of one of the run's Kafka topics, read from the beginning. */
+export async function collectTopic<T>(env: TestSystemEnv, kind: keyof typeof KAFKA_TOPICS, into: { key: string; value: T }[]): Promise<Consumer> {
+  const consumer = kafkaClient().consumer({ groupId: `${env.MOLECULER_NAMESPACE}.test-${kind}-${Math.random().toString(36).slice(2)}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [env.KAFKA_TOPIC_PREFIX + KAFKA_TOPICS[kind]], fromBeginning: true });
+  await consumer.run({ eachMessage: async ({ message }) => void into.push({ key: message.key?.toString() ?? "", value: JSON.parse(message.value?.toString() ?? "null") as T }) });
+  return consumer;
+}
