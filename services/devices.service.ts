@@ -40,7 +40,8 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
         async handler(ctx: Context<RegisterDeviceParams>): Promise<DeviceDocument> {
           const device = await this.upsertDevice(ctx.params);
           await this.broker.cacher?.clean("devices.**");
-          ctx.emit("device.registered", device);
+          // Broadcast: every replica of every service that caches device tags must hear it.
+          ctx.broadcast("device.registered", device);
           return device;
         },
       },
