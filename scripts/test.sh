@@ -8,6 +8,11 @@ cd "$repo"
 bash scripts/ensure-node.sh
 bash scripts/infra.sh install
 bash scripts/infra.sh start
+# The deployment tests validate rendered manifests against Kubernetes schemas with this PyPI tool.
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+  echo "==> installing kubernetes-validate (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+fi
 export PATH="$repo/node_modules/.bin:$PATH"
 echo "==> type-check"
 tsc --noEmit -p .
