@@ -59,6 +59,16 @@ console.log(`setup: ${plcs} PLCs × every ${scanMs} ms = ${((plcs * 1000) / scan
 console.log(`processes: ${Object.entries(layout).map(([name, services]) => `${name} (${services})`).join("; ")}`);
 
 const processes: Record<string, RunningProcess> = {};
+// The servers' own CPU and memory, from the pid files scripts/infra.sh keeps.
+const servers = Object.fromEntries(
+  ["mosquitto", "kafka", "mongo", "nats", "redis"].flatMap((name) => {
+    try {
+      return [[`${name} (server)`, Number(readFileSync(`.data/run/${name}.pid`, "utf8").trim())]];
+    } catch {
+      return [];
+    }
+  }),
+) as Record<string, number>;
 const operator = new ServiceBroker({ namespace: env.MOLECULER_NAMESPACE, nodeID: `bench-${process.pid}`, transporter: { type: "NATS", options: { url: "nats://127.0.0.1:4222" } }, logger: false });
 try {
   for (const [name, services] of Object.entries(layout)) processes[name] = startPlantwire({ ...env, SERVICES: services, NODE_ID: `${env.MOLECULER_NAMESPACE}-${name}` });
@@ -68,9 +78,10 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 5_000));
   const seqBefore = await operator.call<{ seq: number }[]>("plc-simulator.list");
   await operator.call("historian.stats", { reset: true });
-  const before = Object.fromEntries(Object.entries(processes).map(([name, p]) => [name, sampleProcess(p.child.pid as number)]));
+  const pids: Record<string, number> = { ...Object.fromEntries(Object.entries(processes).map(([name, p]) => [name, p.child.pid as number])), ...servers };
+  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, sampleProcess(pid)]));
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  const after = Object.fromEntries(Object.entries(processes).map(([name, p]) => [name, sampleProcess(p.child.pid as number)]));
+  const after = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, sampleProcess(pid)]));
   const seqAfter = await operator.call<{ seq: number }[]>("plc-simulator.list");
   const stats = await operator.call<{ samples: number; points: number; latencyMs: { p50: number; p99: number; max: number } }>("historian.stats");
   const published = seqAfter.reduce((sum, plc) => sum + plc.seq, 0) - seqBefore.reduce((sum, plc) => sum + plc.seq, 0);
@@ -88,15 +99,15 @@ try {
     latencyMs: stats.latencyMs,
     healthAfter: health.body.status,
     mosquittoQos1ReferenceMsgPerS: referenceRate,
-    processes: Object.fromEntries(Object.keys(processes).map((name) => [name, { cpuSeconds: after[name].cpuSeconds - before[name].cpuSeconds, cpuPercent: ((after[name].cpuSeconds - before[name].cpuSeconds) / seconds) * 100, peakRssMb: after[name].peakRssMb }])),
+    processes: Object.fromEntries(Object.keys(pids).map((name) => [name, { cpuSeconds: after[name].cpuSeconds - before[name].cpuSeconds, cpuPercent: ((after[name].cpuSeconds - before[name].cpuSeconds) / seconds) * 100, peakRssMb: after[name].peakRssMb }])),
   };
   console.log(`\npublished by PLCs:        ${results.publishedMsgPerS.toFixed(0)} msg/s`);
   console.log(`stored samples:           ${results.storedSamplesPerS.toFixed(0)} samples/s (${results.storedPointsPerS.toFixed(0)} points/s)`);
   console.log(`PLC ts → stored latency:  p50 ${stats.latencyMs.p50} ms, p99 ${stats.latencyMs.p99} ms, max ${stats.latencyMs.max} ms`);
   console.log(`Mosquitto QoS 1 reference: ${referenceRate.toFixed(0)} msg/s (same payload size, 100 in flight, same run)`);
   console.log(`health after the run:     ${results.healthAfter}`);
-  console.log("\nprocess            CPU s   CPU %   peak RSS MB");
-  for (const [name, p] of Object.entries(results.processes)) console.log(`${name.padEnd(18)} ${p.cpuSeconds.toFixed(1).padStart(6)} ${p.cpuPercent.toFixed(0).padStart(6)} ${p.peakRssMb.toFixed(0).padStart(12)}`);
+  console.log("\nprocess              CPU s   CPU %   peak RSS MB");
+  for (const [name, p] of Object.entries(results.processes)) console.log(`${name.padEnd(20)} ${p.cpuSeconds.toFixed(1).padStart(6)} ${p.cpuPercent.toFixed(0).padStart(6)} ${p.peakRssMb.toFixed(0).padStart(12)}`);
   mkdirSync("bench/results", { recursive: true });
   const file = `bench/results/pipeline-${plcs}x${scanMs}ms-${Date.now()}.json`;
   writeFileSync(file, JSON.stringify(results, null, 2));

@@ -11,6 +11,9 @@ export interface KafkaConsumerOptions {
   /** Called per partition batch; offsets are committed only after it resolves. */
   eachBatch: (payload: EachBatchPayload) => Promise<void>;
   partitionsConsumedConcurrently?: number;
+  /** Let the broker gather up to this many bytes (waiting at most maxWaitTimeInMs) into one batch. */
+  minBytes?: number;
+  maxWaitTimeInMs?: number;
 }
 
 // kafkajs logs every failed request as an error, though it retries them; real failures surface as thrown errors.
@@ -65,7 +68,8 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
           sessionTimeout: 10_000,
           heartbeatInterval: 1_000,
           rebalanceTimeout: 20_000,
-          maxWaitTimeInMs: 200,
+          minBytes: options.minBytes ?? 1,
+          maxWaitTimeInMs: options.maxWaitTimeInMs ?? 200,
           retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
         });
         await consumer.connect();

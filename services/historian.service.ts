@@ -7,7 +7,8 @@ import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
 import { mongoMixin } from "../mixins/mongo.mixin.ts";
 import { redisMixin } from "../mixins/redis.mixin.ts";
-import { bucketUpserts, historyPoints, latestValues, type BucketDocument } from "../src/historian/buckets.ts";
+import { bucketIdsInRange, bucketUpserts, historyPoints, latestValues, MAX_BUCKETS_PER_QUERY, type BucketDocument } from "../src/historian/buckets.ts";
+import { mapWithConcurrency } from "../src/shared/concurrency.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import { ValidationError } from "../src/shared/errors.ts";
 import { LatencyHistogram } from "../src/shared/latency-histogram.ts";
@@ -92,12 +93,16 @@ export default function createHistorianService(config: PlantwireConfig): Service
             throw err;
           }
           if (from > to) throw new Errors.MoleculerClientError("from must not be after to", 400, "INVALID_PARAMETER", { field: "from" });
+          const maxSpanMs = MAX_BUCKETS_PER_QUERY * config.bucketSpanMs;
+          if (to - from > maxSpanMs) {
+            throw new Errors.MoleculerClientError(`raw history spans at most ${maxSpanMs / 3_600_000} h per query`, 400, "INVALID_PARAMETER", { field: "from" });
+          }
           await ctx.call("devices.get", { id });
-          const buckets = await (this.buckets as Collection<BucketDocument>)
-            .find({ device: id, start: { $lte: to }, end: { $gt: from } }, { projection: { samples: 1 } })
-            .sort({ start: 1 })
-            .toArray();
-          return { device: id, tag, from, to, source: "raw", points: historyPoints(buckets, tag, from, to, limit) };
+          const collection = this.buckets as Collection<BucketDocument>;
+          const ids = bucketIdsInRange(id, from, to, config.bucketSpanMs);
+          const buckets = await mapWithConcurrency(ids, 16, (bucketId) => collection.findOne({ _id: bucketId }, { projection: { samples: 1 } }));
+          const found = buckets.filter((b): b is BucketDocument => b !== null);
+          return { device: id, tag, from, to, source: "raw", points: historyPoints(found, tag, from, to, limit) };
         },
       },
     },
@@ -115,6 +120,8 @@ export default function createHistorianService(config: PlantwireConfig): Service
           }
         }
         if (records.length > 0) {
+          // Latest values first: they come from Kafka, so they are valid before the history write lands.
+          await this.cacheLatest(records);
           const operations = bucketUpserts(records, config.bucketSpanMs).map(({ filter, update }) => ({ updateOne: { filter, update, upsert: true } }));
           await (this.buckets as Collection<BucketDocument>).bulkWrite(operations, { ordered: false });
           const storedAt = Date.now();
@@ -122,7 +129,6 @@ export default function createHistorianService(config: PlantwireConfig): Service
             (this.latency as LatencyHistogram).record(storedAt - record.ts);
             this.storedPoints += Object.keys(record.values).length;
           }
-          await this.cacheLatest(records);
         }
         await this.kafkaProduce("deadletter", rejected.map((r) => ({ key: r.source, value: JSON.stringify(r) })));
       },
@@ -153,8 +159,10 @@ export default function createHistorianService(config: PlantwireConfig): Service
     async started() {
       this.newestTs = new Map<string, number>();
       this.buckets = (this.db as Db).collection<BucketDocument>("telemetry");
+      // For MongoDB proper (retention and ad-hoc queries); reads here go by _id.
       await this.buckets.createIndex({ device: 1, start: 1 });
-      await this.kafkaConsume({ group: "historian", topics: ["telemetry"], eachBatch: (payload: EachBatchPayload) => this.storeBatch(payload) });
+      // Larger batches mean fewer rewrites of each bucket document: let Kafka gather up to 64 KB or 500 ms.
+      await this.kafkaConsume({ group: "historian", topics: ["telemetry"], minBytes: 65_536, maxWaitTimeInMs: 500, eachBatch: (payload: EachBatchPayload) => this.storeBatch(payload) });
     },
   };
 }

@@ -96,3 +96,16 @@ export function latestValues(records: readonly TelemetryRecord[]): Map<string, R
   }
   return latest;
 }
+
+/** Most buckets one raw history query may read; longer spans need coarser data (rollups). */
+export const MAX_BUCKETS_PER_QUERY = 1_500;
+
+/**
+ * Ids of the buckets covering [from, to]. Queries read buckets by `_id` because the local
+ * MongoDB-wire server answers `_id` lookups from its index but scans for other filters.
+ */
+export function bucketIdsInRange(device: string, from: number, to: number, spanMs: number): string[] {
+  const ids: string[] = [];
+  for (let start = bucketStart(from, spanMs); start <= to; start += spanMs) ids.push(bucketId(device, start));
+  return ids;
+}

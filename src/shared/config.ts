@@ -131,7 +131,7 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     apiPort: int(env, "API_PORT", 8000, 1, 65535),
     apiHost: str(env, "API_HOST", "127.0.0.1"),
     maxPayloadBytes: int(env, "MAX_PAYLOAD_BYTES", 65536, 256, 16 * 1024 * 1024),
-    bucketSpanMs: int(env, "HISTORIAN_BUCKET_MS", 3_600_000, 1000, 86_400_000),
+    bucketSpanMs: int(env, "HISTORIAN_BUCKET_MS", 60_000, 1000, 86_400_000),
     historianBatchMax: int(env, "HISTORIAN_BATCH_MAX", 500, 1, 100_000),
     plc: {
       count: int(env, "PLC_COUNT", 20, 0, 100_000),

@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
-import { bucketStart, bucketUpserts, historyPoints, latestValues } from "../../src/historian/buckets.ts";
+import { bucketIdsInRange, bucketStart, bucketUpserts, historyPoints, latestValues } from "../../src/historian/buckets.ts";
+import { mapWithConcurrency } from "../../src/shared/concurrency.ts";
 import type { TelemetryRecord } from "../../src/shared/types.ts";
 
 const HOUR = 3_600_000;
@@ -54,5 +55,27 @@ describe("historian buckets", () => {
     const latest = latestValues([record("a", t0 + 2000, 2, 20), record("a", t0 + 1000, 1, 10), record("b", t0, 1, 5)]);
     assert.deepEqual(latest.get("a"), { temp: { v: 20, q: "good", ts: t0 + 2000 } });
     assert.deepEqual(latest.get("b"), { temp: { v: 5, q: "good", ts: t0 } });
+  });
+});
+
+describe("bucket ids for a query range", () => {
+  it("covers every bucket the range touches, edges included", () => {
+    assert.deepEqual(bucketIdsInRange("a", t0 + 10, t0 + 2 * HOUR, HOUR), [`a:${t0}`, `a:${t0 + HOUR}`, `a:${t0 + 2 * HOUR}`]);
+    assert.deepEqual(bucketIdsInRange("a", t0 + 10, t0 + 20, HOUR), [`a:${t0}`]);
+  });
+});
+
+describe("mapWithConcurrency", () => {
+  it("keeps order and never exceeds the limit", async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const result = await mapWithConcurrency([5, 1, 4, 2, 3], 2, async (n) => {
+      peak = Math.max(peak, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, n));
+      inFlight--;
+      return n * 10;
+    });
+    assert.deepEqual(result, [50, 10, 40, 20, 30]);
+    assert.equal(peak, 2);
   });
 });
