@@ -5,9 +5,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-bash scripts/ensure-node.sh
-bash scripts/infra.sh install
-bash scripts/infra.sh start
+bash scripts/prepare.sh
 export PATH="$repo/node_modules/.bin:$PATH"
 api_port="${API_PORT:-8000}"
 cat <<TXT

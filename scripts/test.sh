@@ -5,9 +5,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
-bash scripts/ensure-node.sh
-bash scripts/infra.sh install
-bash scripts/infra.sh start
+bash scripts/prepare.sh
 # The deployment tests validate rendered manifests against Kubernetes schemas with this PyPI tool.
 if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
   echo "==> installing kubernetes-validate (PyPI)"
@@ -17,6 +15,5 @@ export PATH="$repo/node_modules/.bin:$PATH"
 echo "==> type-check"
 tsc --noEmit -p .
 echo "==> tests"
-specs=("test/unit/**/*.spec.ts" "test/integration/**/*.spec.ts" "test/e2e/**/*.spec.ts")
-[ -d test/deploy ] && specs+=("test/deploy/**/*.spec.ts")
-exec mocha --reporter "$repo/test/helpers/summary-reporter.cjs" --timeout 60000 --exit "${specs[@]}" "$@"
+exec mocha --reporter "$repo/test/helpers/summary-reporter.cjs" --timeout 60000 --exit \
+  "test/unit/**/*.spec.ts" "test/integration/**/*.spec.ts" "test/e2e/**/*.spec.ts" "test/deploy/**/*.spec.ts" "$@"

@@ -72,26 +72,25 @@ export interface DeviceDocument extends DeviceAddress {
 
 export type LimitKind = "hi" | "lo";
 
-/** An alarm condition transition on `scada.alarms.v1` and in the `alarms` collection. */
-export interface AlarmTransition {
-  alarmId: string;
+/** What an alarm is about: a tag of a device beyond one of its limits. */
+export interface AlarmCondition {
   device: string;
   tag: string;
   kind: LimitKind;
   state: "active" | "cleared";
   value: number;
   limit: number;
+}
+
+/** An alarm condition transition on `scada.alarms.v1`. */
+export interface AlarmTransition extends AlarmCondition {
+  alarmId: string;
   ts: number;
 }
 
-export interface AlarmDocument {
+/** An alarm in the `alarms` collection; `value` is the value that raised it. */
+export interface AlarmDocument extends AlarmCondition {
   _id: string;
-  device: string;
-  tag: string;
-  kind: LimitKind;
-  state: "active" | "cleared";
-  value: number;
-  limit: number;
   activatedAt: number;
   clearedAt: number | null;
   updatedAt: number;
