@@ -123,7 +123,9 @@ export default function createHistorianService(config: PlantwireConfig): Service
           // Latest values first: they come from Kafka, so they are valid before the history write lands.
           await this.cacheLatest(records);
           const operations = bucketUpserts(records, config.bucketSpanMs).map(({ filter, update }) => ({ updateOne: { filter, update, upsert: true } }));
+          const started = performance.now();
           await (this.buckets as Collection<BucketDocument>).bulkWrite(operations, { ordered: false });
+          this.logger.debug("stored telemetry batch", { partition: batch.partition, records: records.length, buckets: operations.length, ms: Math.round(performance.now() - started) });
           const storedAt = Date.now();
           for (const record of records) {
             (this.latency as LatencyHistogram).record(storedAt - record.ts);
@@ -161,8 +163,9 @@ export default function createHistorianService(config: PlantwireConfig): Service
       this.buckets = (this.db as Db).collection<BucketDocument>("telemetry");
       // For MongoDB proper (retention and ad-hoc queries); reads here go by _id.
       await this.buckets.createIndex({ device: 1, start: 1 });
-      // Larger batches mean fewer rewrites of each bucket document: let Kafka gather up to 64 KB or 500 ms.
-      await this.kafkaConsume({ group: "historian", topics: ["telemetry"], minBytes: 65_536, maxWaitTimeInMs: 500, eachBatch: (payload: EachBatchPayload) => this.storeBatch(payload) });
+      // Each bucket write rewrites the whole document (about 10 ms for a 25 KB bucket on FerretDB), so
+      // let Kafka gather up to 1 MB or 2 s per batch: more samples per write, at most 2 s later.
+      await this.kafkaConsume({ group: "historian", topics: ["telemetry"], minBytes: 1_048_576, maxWaitTimeInMs: 2_000, eachBatch: (payload: EachBatchPayload) => this.storeBatch(payload) });
     },
   };
 }
