@@ -45,7 +45,11 @@ export function mqttSubscriberMixin(config: PlantwireConfig, options: (service: 
         onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), packet).then(
           () => done(),
           (err: Error) => {
-            // Not acknowledged: close the connection so the broker redelivers it on reconnect.
+            // Not acknowledged: the broker redelivers it on the next connection of this session.
+            if (this.mqttStopping || this.broker.stopping) {
+              this.logger.info("mqtt message left unacknowledged for redelivery after restart", { topic: packet.topic });
+              return;
+            }
             this.logger.error("mqtt message handling failed; reconnecting for redelivery", { topic: packet.topic, error: err.message });
             client.end(true, () => client.reconnect());
           },
@@ -63,6 +67,7 @@ export function mqttSubscriberMixin(config: PlantwireConfig, options: (service: 
     },
 
     async stopped() {
+      this.mqttStopping = true;
       await (this.mqttClient as MqttClient | undefined)?.endAsync();
     },
   };
