@@ -21,8 +21,11 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
     name: "alarms",
     mixins: [kafkaMixin(config), mongoMixin(config), healthMixin()],
 
+    settings: { rest: "/" },
+
     actions: {
       list: {
+        rest: "GET /alarms",
         params: {
           state: { type: "enum", values: ["active", "cleared"], optional: true },
           device: { type: "string", pattern: /^[A-Za-z0-9_.-]{1,64}$/, optional: true },

@@ -34,23 +34,18 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
     mixins: [ApiGateway, redisMixin(config), healthMixin()],
 
     settings: {
+      rest: "/",
       port: config.apiPort,
       ip: config.apiHost,
       log4XXResponses: false,
       routes: [
         {
           path: "/api",
+          // Each service declares its own routes (`rest` on its actions, `settings.rest: "/"`);
+          // the gateway picks them up from the registry as services come and go.
           mappingPolicy: "restrict",
-          autoAliases: false,
+          autoAliases: true,
           bodyParsers: { json: { limit: "64kb" }, urlencoded: false },
-          aliases: {
-            "GET health": "api.systemHealth",
-            "GET devices": "devices.list",
-            "GET devices/:id": "devices.get",
-            "GET devices/:id/latest": "historian.latest",
-            "GET devices/:id/history": "historian.history",
-            "GET alarms": "alarms.list",
-          },
           onError(this: { logger: { error: (...args: unknown[]) => void } }, req: { method?: string; url?: string }, res: ServerResponse, err: ErrorLike) {
             const { status, body } = errorResponse(err);
             if (status >= 500) this.logger.error("request failed", { method: req.method, url: req.url, error: err.message, code: err.code });
@@ -64,6 +59,7 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
 
     actions: {
       systemHealth: {
+        rest: "GET /health",
         async handler(ctx: Context<unknown, { $statusCode?: number }>): Promise<SystemHealth> {
           const services = this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true, withActions: true }) as unknown as {
             name: string;

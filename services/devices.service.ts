@@ -25,6 +25,8 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
     name: "devices",
     mixins: [mongoMixin(config), healthMixin()],
 
+    settings: { rest: "/" },
+
     actions: {
       register: {
         params: {
@@ -47,6 +49,7 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
       },
 
       get: {
+        rest: "GET /devices/:id",
         cache: { keys: ["id"] },
         params: { id: LEVEL },
         async handler(ctx: Context<{ id: string }>): Promise<DeviceDocument> {
@@ -57,6 +60,7 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
       },
 
       list: {
+        rest: "GET /devices",
         cache: { keys: ["site", "area", "line", "state", "limit", "offset"] },
         params: {
           site: { ...LEVEL, optional: true },

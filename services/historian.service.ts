@@ -47,6 +47,8 @@ export default function createHistorianService(config: PlantwireConfig): Service
     name: "historian",
     mixins: [kafkaMixin(config), mongoMixin(config), redisMixin(config), healthMixin()],
 
+    settings: { rest: "/" },
+
     actions: {
       /** Samples stored and their PLC-timestamp → stored latency since start (or the last reset). */
       stats: {
@@ -63,6 +65,7 @@ export default function createHistorianService(config: PlantwireConfig): Service
       },
 
       latest: {
+        rest: "GET /devices/:id/latest",
         params: { id: ID },
         async handler(ctx: Context<{ id: string }>): Promise<LatestResult> {
           const stored = await (this.redis as Redis).hgetall(this.redisKey("latest", ctx.params.id));
@@ -74,6 +77,7 @@ export default function createHistorianService(config: PlantwireConfig): Service
       },
 
       history: {
+        rest: "GET /devices/:id/history",
         params: {
           id: ID,
           tag: { type: "string", pattern: /^[A-Za-z0-9_.-]{1,64}$/ },
