@@ -1,0 +1,24 @@
+// Public entry of the streaming anomaly detectors: import from here, not from the modules.
+export type { CommonOptions, DetectorResult, DetectorSnapshot, Explanation, Sample, StreamingDetector, TagDeviation } from "./types.ts";
+export { DEFAULT_ENSEMBLE, DETECTOR_KINDS, createDetector, restoreDetector } from "./factory.ts";
+export type { DetectorKind, DetectorSpec, DetectorStages } from "./factory.ts";
+export { EVENT_PRESETS, EVENT_STAGES, LEVEL_PRESETS } from "./presets.ts";
+export { squash, unsquash } from "./robust-level.ts";
+export { RobustZDetector } from "./robust-z.ts";
+export type { RobustZOptions } from "./robust-z.ts";
+export { SeasonalZDetector } from "./seasonal-z.ts";
+export type { SeasonalZOptions } from "./seasonal-z.ts";
+export { VolatilityDetector } from "./volatility.ts";
+export type { VolatilityOptions } from "./volatility.ts";
+export { CusumDetector } from "./cusum.ts";
+export type { CusumOptions } from "./cusum.ts";
+export { PageHinkleyDetector } from "./page-hinkley.ts";
+export type { PageHinkleyOptions } from "./page-hinkley.ts";
+export { PcaDetector } from "./pca.ts";
+export type { PcaOptions } from "./pca.ts";
+export { EnsembleDetector } from "./ensemble.ts";
+export type { EnsembleOptions } from "./ensemble.ts";
+export { RarityCalibrator } from "./rarity.ts";
+export type { RarityOptions } from "./rarity.ts";
+export { OnsetFilter } from "./onset.ts";
+export type { OnsetOptions } from "./onset.ts";
