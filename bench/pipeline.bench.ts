@@ -50,7 +50,7 @@ const layout: Record<string, string> = {
   preprocessor: "preprocessor",
   historian: "historian",
   "anomaly+alarms": "anomaly-detector,alarms",
-  "api+devices": "api,devices",
+  "api+devices+control": "api,devices,control",
 };
 
 const env = await isolatedEnv("bench", { PLC_COUNT: String(plcs), PLC_SCAN_MS: String(scanMs), LOG_LEVEL: "error" });
@@ -72,7 +72,7 @@ const servers = Object.fromEntries(
 const operator = new ServiceBroker({ namespace: env.MOLECULER_NAMESPACE, nodeID: `bench-${process.pid}`, transporter: { type: "NATS", options: { url: "nats://127.0.0.1:4222" } }, logger: false });
 try {
   for (const [name, services] of Object.entries(layout)) processes[name] = startPlantwire({ ...env, SERVICES: services, NODE_ID: `${env.MOLECULER_NAMESPACE}-${name}` });
-  await waitHealthy(env, processes["api+devices"], 120_000);
+  await waitHealthy(env, processes["api+devices+control"], 120_000);
   await operator.start();
   // Let the pipeline settle (connections, consumer group joins) before measuring.
   await new Promise((resolve) => setTimeout(resolve, 5_000));

@@ -26,6 +26,8 @@ export interface PlantwireConfig {
   maxPayloadBytes: number;
   bucketSpanMs: number;
   historianBatchMax: number;
+  /** How long a command waits for the PLC's acknowledgement before it counts as timed out. */
+  commandTimeoutMs: number;
   plc: {
     count: number;
     scanMs: number;
@@ -37,7 +39,7 @@ export interface PlantwireConfig {
   };
 }
 
-export const ALL_SERVICES = ["devices", "plc-simulator", "preprocessor", "historian", "anomaly-detector", "alarms", "api"];
+export const ALL_SERVICES = ["devices", "plc-simulator", "preprocessor", "historian", "anomaly-detector", "alarms", "control", "api"];
 
 type Env = Record<string, string | undefined>;
 
@@ -133,6 +135,7 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     maxPayloadBytes: int(env, "MAX_PAYLOAD_BYTES", 65536, 256, 16 * 1024 * 1024),
     bucketSpanMs: int(env, "HISTORIAN_BUCKET_MS", 60_000, 1000, 86_400_000),
     historianBatchMax: int(env, "HISTORIAN_BATCH_MAX", 500, 1, 100_000),
+    commandTimeoutMs: int(env, "COMMAND_TIMEOUT_MS", 10_000, 100, 600_000),
     plc: {
       count: int(env, "PLC_COUNT", 20, 0, 100_000),
       scanMs: int(env, "PLC_SCAN_MS", 1000, 10, 3_600_000),

@@ -58,6 +58,7 @@ const CLIENT_OF: Record<string, ("kafka" | "mongo" | "mqtt")[]> = {
   historian: ["kafka", "mongo"],
   "anomaly-detector": ["kafka"],
   alarms: ["kafka", "mongo"],
+  control: ["mqtt", "kafka", "mongo"],
   api: [],
   "kafka-topics": ["kafka"],
   "mongo-init": ["mongo"],
