@@ -1,65 +1,53 @@
-import type { AlarmTransition, LimitKind, TagDefinition, TelemetryRecord } from "../shared/types.ts";
+// The building blocks of a limit condition: which side of a limit a value is on (with a
+// deadband), and a debounce that holds a change back for the on- and off-delays.
+import type { LimitKind, TagDefinition } from "../shared/types.ts";
 
-interface ActiveCondition {
-  alarmId: string;
-  kind: LimitKind;
-  limit: number;
-}
-
-/** Fraction of a tag's engineering span (or of the limit, without a span) a value must recede before clearing. */
+/** Fraction of a tag's engineering span (or of the limit, without a span) used as the default deadband. */
 export const DEFAULT_DEADBAND_FRACTION = 0.01;
 
-function deadband(tag: TagDefinition, limit: number, fraction: number): number {
+/** The deadband a tag's alarms use: its own setting, else a fraction of its span. */
+export function deadbandOf(tag: TagDefinition, limit: number, fraction = DEFAULT_DEADBAND_FRACTION): number {
+  if (tag.alarm?.deadband !== undefined) return tag.alarm.deadband;
   const span = tag.min !== undefined && tag.max !== undefined ? tag.max - tag.min : Math.abs(limit);
   return span * fraction;
 }
 
 /**
- * Static high/low limit conditions per device and tag. Raises when a value goes beyond a limit and
- * clears only once it is back inside by the deadband, so noise at the limit does not chatter.
+ * Where a value stands against a limit: `beyond` it (the condition would raise), or back `inside`
+ * by more than the deadband (the condition may return). A value in the deadband is neither.
  */
-export class LimitChecker {
-  readonly #active = new Map<string, ActiveCondition>();
-  readonly #deadbandFraction: number;
+export function limitPosition(kind: LimitKind, value: number, limit: number, deadband: number): { beyond: boolean; inside: boolean } {
+  if (kind === "hi" || kind === "hihi") return { beyond: value > limit, inside: value < limit - deadband };
+  return { beyond: value < limit, inside: value > limit + deadband };
+}
 
-  constructor(deadbandFraction = DEFAULT_DEADBAND_FRACTION) {
-    this.#deadbandFraction = deadbandFraction;
+export type DebouncedChange = "raised" | "returned";
+
+/**
+ * A two-state condition with on- and off-delays, in the time of the samples (not the wall clock):
+ * it raises once the input has been beyond for `onDelayMs` without a break, and returns once it
+ * has been inside for `offDelayMs` without a break. A zero delay acts on the first sample.
+ */
+export class DebouncedCondition {
+  active: boolean;
+  /** When the input started to disagree with `active` (null when it agrees). */
+  #pendingSince: number | null = null;
+
+  constructor(active = false) {
+    this.active = active;
   }
 
-  /** Restores conditions that were active before a restart, so they are not raised twice. */
-  restore(active: readonly Pick<AlarmTransition, "alarmId" | "device" | "tag" | "kind" | "limit">[]): void {
-    for (const a of active) this.#active.set(`${a.device}/${a.tag}`, { alarmId: a.alarmId, kind: a.kind, limit: a.limit });
-  }
-
-  activeCount(): number {
-    return this.#active.size;
-  }
-
-  evaluate(record: TelemetryRecord, tags: readonly TagDefinition[]): AlarmTransition[] {
-    const transitions: AlarmTransition[] = [];
-    for (const tag of tags) {
-      const sample = record.values[tag.name];
-      if (!sample || typeof sample.v !== "number" || sample.q === "bad") continue;
-      const value = sample.v;
-      const key = `${record.device}/${tag.name}`;
-      const active = this.#active.get(key);
-      const base = { device: record.device, tag: tag.name, value, ts: record.ts };
-      if (active) {
-        const band = deadband(tag, active.limit, this.#deadbandFraction);
-        const back = active.kind === "hi" ? value < active.limit - band : value > active.limit + band;
-        if (back) {
-          this.#active.delete(key);
-          transitions.push({ ...base, alarmId: active.alarmId, kind: active.kind, limit: active.limit, state: "cleared" });
-        }
-        continue;
-      }
-      const kind: LimitKind | undefined = tag.hi !== undefined && value > tag.hi ? "hi" : tag.lo !== undefined && value < tag.lo ? "lo" : undefined;
-      if (!kind) continue;
-      const limit = (kind === "hi" ? tag.hi : tag.lo) as number;
-      const alarmId = `${record.device}:${tag.name}:${kind}:${record.ts}`;
-      this.#active.set(key, { alarmId, kind, limit });
-      transitions.push({ ...base, alarmId, kind, limit, state: "active" });
+  /** Feeds one sample; returns the change it completes, if any. */
+  update(position: { beyond: boolean; inside: boolean }, ts: number, onDelayMs: number, offDelayMs: number): DebouncedChange | null {
+    const towardChange = this.active ? position.inside : position.beyond;
+    if (!towardChange) {
+      this.#pendingSince = null;
+      return null;
     }
-    return transitions;
+    this.#pendingSince ??= ts;
+    if (ts - this.#pendingSince < (this.active ? offDelayMs : onDelayMs)) return null;
+    this.#pendingSince = null;
+    this.active = !this.active;
+    return this.active ? "raised" : "returned";
   }
 }

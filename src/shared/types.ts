@@ -48,10 +48,32 @@ export interface TagDefinition {
   /** Engineering range the sensor can report. */
   min?: number;
   max?: number;
-  /** Alarm limits: low and high. */
+  /** Alarm limits: low (L) and high (H); optional low-low (LL) and high-high (HH). */
   lo?: number;
   hi?: number;
+  lolo?: number;
+  hihi?: number;
   type: "number" | "boolean" | "string";
+  /** How this tag's alarm conditions behave (docs/alarms.md); every field is optional. */
+  alarm?: TagAlarmSettings;
+}
+
+export type AlarmSeverity = "critical" | "high" | "medium" | "low";
+
+/** Per-tag alarm settings in the device registry; defaults are in docs/alarms.md. */
+export interface TagAlarmSettings {
+  /** Severity per condition kind, overriding the defaults (LL/HH high, L/H medium, ...). */
+  severity?: Partial<Record<LimitKind | "roc" | "stuck", AlarmSeverity>>;
+  /** How far back inside a limit (engineering units) a value must come before the condition clears. */
+  deadband?: number;
+  /** A value must stay beyond a limit this long before the condition becomes active. */
+  onDelayMs?: number;
+  /** A value must stay back inside this long before the condition returns to normal. */
+  offDelayMs?: number;
+  /** Rate-of-change limit, in engineering units per second (absolute value). */
+  rocPerSecond?: number;
+  /** A numeric value that does not change at all for this long is a stuck-value condition. */
+  stuckAfterMs?: number;
 }
 
 /** Retained birth/death message on `.../{device}/state`. */
@@ -70,30 +92,131 @@ export interface DeviceDocument extends DeviceAddress {
   updatedAt: number;
 }
 
-export type LimitKind = "hi" | "lo";
+export type LimitKind = "hihi" | "hi" | "lo" | "lolo";
 
-/** What an alarm is about: a tag of a device beyond one of its limits. */
+/**
+ * What kind of condition an alarm watches: a limit, a rate of change, a stuck value, the
+ * device's communication, or (later) a learned anomaly detector.
+ */
+export type AlarmKind = LimitKind | "roc" | "stuck" | "comm" | "anomaly";
+
+/** What an alarm is about: a condition of a device's tag (`*` for the device as a whole). */
 export interface AlarmCondition {
   device: string;
   tag: string;
-  kind: LimitKind;
+  kind: AlarmKind;
+  /** The process condition: beyond the limit (active) or back to normal (cleared). */
   state: "active" | "cleared";
+  /** The value that caused the transition, in the unit of `limit`. */
   value: number;
+  /** The threshold: a limit in the tag's unit, units/s for `roc`, ms for `stuck` and `comm`. */
   limit: number;
 }
 
-/** An alarm condition transition on `scada.alarms.v1`. */
+/**
+ * A condition transition on `scada.alarms.v1`, published by the anomaly-detector. `alarmId` is
+ * `<device>:<tag>:<kind>` and names the alarm for its whole life. Records without `type` are
+ * condition transitions too (the topic's first version).
+ */
 export interface AlarmTransition extends AlarmCondition {
+  type?: "condition";
   alarmId: string;
   ts: number;
+  severity?: AlarmSeverity;
+  /** The device's run state suppresses this alarm by design (e.g. a stopped machine's process alarms). */
+  suppressed?: boolean;
+  /** Why, for people: e.g. "zone_temp 195.2 above H 192". */
+  message?: string;
 }
 
-/** An alarm in the `alarms` collection; `value` is the value that raised it. */
-export interface AlarmDocument extends AlarmCondition {
+/**
+ * ISA-18.2 alarm states. `cleared` is normal and acknowledged. Shelved, suppressed (by design)
+ * and out of service hide the alarm whatever its condition; leaving them returns to
+ * `active-unack` if the condition is active, else to `cleared`.
+ */
+export type AlarmState = "active-unack" | "active-acked" | "rtn-unack" | "cleared" | "shelved" | "suppressed" | "out-of-service";
+
+/** What a journal entry records. */
+export type AlarmAction =
+  | "activated"
+  | "returned"
+  | "acknowledged"
+  | "shelved"
+  | "unshelved"
+  | "shelve-expired"
+  | "suppressed"
+  | "unsuppressed"
+  | "removed-from-service"
+  | "returned-to-service"
+  | "commented"
+  | "chattering-started"
+  | "chattering-ended";
+
+/** One journal entry in `alarm_events`: who did what to an alarm, when and why. */
+export interface AlarmEvent {
+  /** `<alarmId>#<seq>`, seq zero-padded: a replay writes the same id and is not journaled twice. */
   _id: string;
+  alarmId: string;
+  seq: number;
+  device: string;
+  tag: string;
+  kind: AlarmKind;
+  severity: AlarmSeverity;
+  at: number;
+  action: AlarmAction;
+  from: AlarmState;
+  to: AlarmState;
+  /** The operator (`ctx.meta.user`, "anonymous" until auth exists), or "system" for the process and timers. */
+  user: string;
+  comment: string | null;
+  /** The process value of a condition change. */
+  value: number | null;
+  /** For acknowledgements: time since the activation being acknowledged (ms). */
+  ackDelayMs?: number;
+}
+
+/** A stored lifecycle transition as the alarms service republishes it on `scada.alarms.v1`. */
+export interface AlarmLifecycleRecord {
+  type: "lifecycle";
+  event: AlarmEvent;
+  alarm: Pick<AlarmDocument, "_id" | "state" | "active" | "acked" | "severity">;
+}
+
+/** Any record on `scada.alarms.v1`. */
+export type AlarmTopicRecord = AlarmTransition | AlarmLifecycleRecord;
+
+/** An alarm's current state in the `alarms` collection, one document per condition. */
+export interface AlarmDocument extends Omit<AlarmCondition, "state"> {
+  _id: string;
+  state: AlarmState;
+  severity: AlarmSeverity;
+  /** The process condition, whatever the lifecycle state. */
+  active: boolean;
+  /** False while an annunciated activation or return waits for an operator. */
+  acked: boolean;
+  suppressed: boolean;
+  shelvedUntil: number | null;
+  outOfService: boolean;
+  /** `value` is the value that raised the latest activation; `lastValue` the latest condition change's. */
+  lastValue: number;
+  message: string | null;
   activatedAt: number;
+  /** When the condition returned to normal; null while it is active. */
   clearedAt: number | null;
+  ackedAt: number | null;
+  ackedBy: string | null;
+  /** Activations since the alarm was first raised. */
+  activations: number;
+  /** Times of the recent condition transitions, within the chattering window. */
+  recentTransitions: number[];
+  chattering: boolean;
+  /** Number of journal entries; the next one is `<_id>#<rev + 1>`. */
+  rev: number;
   updatedAt: number;
+  /** The journal entries of the latest change, kept here so a crash between the two writes can be repaired. */
+  lastEvents: AlarmEvent[];
+  /** Kafka position of the last condition record applied: a replayed record is skipped. */
+  source: { partition: number; offset: string } | null;
 }
 
 /** One stored point, as history queries return it. */

@@ -1,46 +1,53 @@
 import { strict as assert } from "node:assert";
-import { alarmWrite } from "../../src/alarms/alarm-store.ts";
-import { LimitChecker } from "../../src/alarms/limit-checker.ts";
-import type { TagDefinition, TelemetryRecord } from "../../src/shared/types.ts";
+import { DebouncedCondition, deadbandOf, limitPosition } from "../../src/alarms/limit-checker.ts";
+import type { TagDefinition } from "../../src/shared/types.ts";
 
-const tags: TagDefinition[] = [{ name: "temp", unit: "°C", type: "number", min: 0, max: 200, lo: 20, hi: 150 }];
-
-function sample(ts: number, temp: number, q: "good" | "bad" = "good"): TelemetryRecord {
-  return { site: "s", area: "a", line: "l", device: "oven-01", ts, seq: ts, receivedAt: ts, values: { temp: { v: temp, q } } };
-}
+const temp: TagDefinition = { name: "temp", unit: "°C", type: "number", min: 0, max: 200, lo: 20, hi: 150 };
 
 describe("limit checker", () => {
-  it("raises once when a value passes the high limit and clears past the deadband", () => {
-    const checker = new LimitChecker(0.01); // deadband 2 °C on a 200 °C span
-    assert.deepEqual(checker.evaluate(sample(1, 140), tags), []);
-    const raised = checker.evaluate(sample(2, 151), tags);
-    assert.equal(raised.length, 1);
-    assert.deepEqual({ ...raised[0] }, { alarmId: "oven-01:temp:hi:2", device: "oven-01", tag: "temp", kind: "hi", state: "active", value: 151, limit: 150, ts: 2 });
-    assert.deepEqual(checker.evaluate(sample(3, 160), tags), [], "still active: no second alarm");
-    assert.deepEqual(checker.evaluate(sample(4, 149), tags), [], "inside the deadband: not cleared");
-    const cleared = checker.evaluate(sample(5, 147), tags);
-    assert.deepEqual(cleared.map((t) => [t.alarmId, t.state, t.ts]), [["oven-01:temp:hi:2", "cleared", 5]]);
+  it("takes the deadband from the tag, else 1 % of its span, else 1 % of the limit", () => {
+    assert.equal(deadbandOf(temp, 150), 2);
+    assert.equal(deadbandOf({ ...temp, alarm: { deadband: 0.5 } }, 150), 0.5);
+    assert.equal(deadbandOf({ name: "p", unit: "bar", type: "number", hi: 12 }, 12), 0.12);
   });
 
-  it("raises low alarms and ignores bad-quality samples", () => {
-    const checker = new LimitChecker();
-    assert.deepEqual(checker.evaluate(sample(1, 5, "bad"), tags), []);
-    assert.equal(checker.evaluate(sample(2, 5), tags)[0]?.kind, "lo");
+  it("places values beyond a high or low limit, and back inside only past the deadband", () => {
+    assert.deepEqual(limitPosition("hi", 151, 150, 2), { beyond: true, inside: false });
+    assert.deepEqual(limitPosition("hi", 149, 150, 2), { beyond: false, inside: false }, "in the deadband");
+    assert.deepEqual(limitPosition("hihi", 147, 150, 2), { beyond: false, inside: true });
+    assert.deepEqual(limitPosition("lo", 19, 20, 2), { beyond: true, inside: false });
+    assert.deepEqual(limitPosition("lolo", 21, 20, 2), { beyond: false, inside: false }, "in the deadband");
+    assert.deepEqual(limitPosition("lo", 23, 20, 2), { beyond: false, inside: true });
+    assert.deepEqual(limitPosition("hi", 150, 150, 0), { beyond: false, inside: false }, "exactly at the limit is neither");
   });
 
-  it("does not raise again after a restart restored the active condition", () => {
-    const checker = new LimitChecker();
-    checker.restore([{ alarmId: "oven-01:temp:hi:1", device: "oven-01", tag: "temp", kind: "hi", limit: 150 }]);
-    assert.deepEqual(checker.evaluate(sample(2, 170), tags), []);
-    assert.equal(checker.evaluate(sample(3, 100), tags)[0]?.alarmId, "oven-01:temp:hi:1");
+  it("raises at once and returns at once without delays", () => {
+    const c = new DebouncedCondition();
+    assert.equal(c.update({ beyond: true, inside: false }, 1, 0, 0), "raised");
+    assert.equal(c.update({ beyond: true, inside: false }, 2, 0, 0), null);
+    assert.equal(c.update({ beyond: false, inside: true }, 3, 0, 0), "returned");
+    assert.equal(c.active, false);
   });
 
-  it("writes transitions idempotently: a cleared alarm stays cleared when its activation is replayed", () => {
-    const active = alarmWrite({ alarmId: "x", device: "d", tag: "t", kind: "hi", state: "active", value: 5, limit: 4, ts: 1 });
-    const cleared = alarmWrite({ alarmId: "x", device: "d", tag: "t", kind: "hi", state: "cleared", value: 3, limit: 4, ts: 2 });
-    assert.ok("updateOne" in active && "updateOne" in cleared);
-    // The activation only inserts; it never sets fields on an existing document.
-    assert.deepEqual(Object.keys(active.updateOne.update), ["$setOnInsert"]);
-    assert.deepEqual((cleared.updateOne.update as { $set: unknown }).$set, { state: "cleared", clearedAt: 2, updatedAt: 2 });
+  it("raises only after the value stayed beyond for the on-delay, restarting the delay on a break", () => {
+    const c = new DebouncedCondition();
+    const beyond = { beyond: true, inside: false };
+    assert.equal(c.update(beyond, 1_000, 3_000, 0), null);
+    assert.equal(c.update(beyond, 3_000, 3_000, 0), null);
+    assert.equal(c.update({ beyond: false, inside: true }, 3_500, 3_000, 0), null, "a break resets the delay");
+    assert.equal(c.update(beyond, 4_000, 3_000, 0), null);
+    assert.equal(c.update(beyond, 6_999, 3_000, 0), null);
+    assert.equal(c.update(beyond, 7_000, 3_000, 0), "raised");
+  });
+
+  it("returns only after the value stayed inside for the off-delay; the deadband counts as not inside", () => {
+    const c = new DebouncedCondition(true);
+    const inside = { beyond: false, inside: true };
+    assert.equal(c.update(inside, 0, 0, 2_000), null);
+    assert.equal(c.update({ beyond: false, inside: false }, 1_000, 0, 2_000), null, "back in the deadband resets the delay");
+    assert.equal(c.update(inside, 1_500, 0, 2_000), null);
+    assert.equal(c.update({ beyond: true, inside: false }, 2_000, 0, 2_000), null, "beyond again resets the delay");
+    assert.equal(c.update(inside, 2_500, 0, 2_000), null);
+    assert.equal(c.update(inside, 4_500, 0, 2_000), "returned");
   });
 });
