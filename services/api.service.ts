@@ -2,6 +2,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import type { ServerResponse } from "node:http";
 import { healthMixin } from "../mixins/health.mixin.ts";
+import { liveStreamAlias, liveStreamMixin } from "../mixins/live-stream.mixin.ts";
 import { redisMixin } from "../mixins/redis.mixin.ts";
 import { ALL_SERVICES, type PlantwireConfig } from "../src/shared/config.ts";
 import { summarizeHealth, type SystemHealth } from "../src/shared/health-summary.ts";
@@ -31,7 +32,9 @@ export function errorResponse(err: ErrorLike): { status: number; body: { error: 
 export default function createApiService(config: PlantwireConfig): ServiceSchema<ApiSettingsSchema> {
   return {
     name: "api",
-    mixins: [ApiGateway, redisMixin(config), healthMixin()],
+    // Mixins stop in this order: the live stream first ends its open streams, which the gateway's
+    // server.close() would otherwise wait for.
+    mixins: [liveStreamMixin(config), ApiGateway, redisMixin(config), healthMixin()],
 
     settings: {
       rest: "/",
@@ -45,6 +48,8 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
           // the gateway picks them up from the registry as services come and go.
           mappingPolicy: "restrict",
           autoAliases: true,
+          // Server-Sent Events, written by the live-stream mixin (docs/api.md "Live stream").
+          aliases: { "GET /stream": liveStreamAlias },
           bodyParsers: { json: { limit: "64kb" }, urlencoded: false },
           onError(this: { logger: { error: (...args: unknown[]) => void } }, req: { method?: string; url?: string }, res: ServerResponse, err: ErrorLike) {
             const { status, body } = errorResponse(err);
