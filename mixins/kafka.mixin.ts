@@ -8,8 +8,16 @@ export interface KafkaConsumerOptions {
   /** Suffix of the group id; the full id is `<namespace>.<group>` so test runs never share groups. */
   group: string;
   topics: KafkaTopicKind[];
-  /** Called per partition batch; offsets are committed only after it resolves. */
+  /** Called per partition batch; offsets are committed only after it resolves (unless autoCommit is false). */
   eachBatch: (payload: EachBatchPayload) => Promise<void>;
+  /**
+   * false: the mixin still marks each handled batch as consumed (so fetching moves on) but never
+   * commits; the service commits what it has made durable itself, with `consumer.commitOffsets`.
+   * kafkajs then commits nothing on its own either, not even on a rebalance or a stop. Default true.
+   */
+  autoCommit?: boolean;
+  /** Called on every (re)join of the group with this member's partitions per topic, before it fetches. */
+  onGroupJoin?: (assignment: Record<string, number[]>) => void;
   partitionsConsumedConcurrently?: number;
   /** Let the broker gather up to this many bytes (waiting at most maxWaitTimeInMs) into one batch. */
   minBytes?: number;
@@ -72,10 +80,16 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
           maxWaitTimeInMs: options.maxWaitTimeInMs ?? 200,
           retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
         });
+        if (options.onGroupJoin) {
+          const onGroupJoin = options.onGroupJoin;
+          consumer.on(consumer.events.GROUP_JOIN, (event) => onGroupJoin(event.payload.memberAssignment));
+        }
         await consumer.connect();
         // A new group starts at the oldest record: a first deployment must not skip retained data.
         await consumer.subscribe({ topics: options.topics.map((kind) => kafkaTopic(config.kafkaTopicPrefix, kind)), fromBeginning: true });
+        const autoCommit = options.autoCommit ?? true;
         await consumer.run({
+          autoCommit,
           autoCommitThreshold: 1,
           partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 3,
           eachBatchAutoResolve: false,
@@ -83,7 +97,7 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
             if (payload.batch.messages.length === 0) return;
             await options.eachBatch(payload);
             payload.resolveOffset(payload.batch.lastOffset());
-            await payload.commitOffsetsIfNecessary();
+            if (autoCommit) await payload.commitOffsetsIfNecessary();
           },
         });
         (this.kafkaConsumers as Consumer[]).push(consumer);

@@ -25,7 +25,8 @@ export interface PlantwireConfig {
   apiHost: string;
   maxPayloadBytes: number;
   bucketSpanMs: number;
-  historianBatchMax: number;
+  /** How long a device must stay quiet after its window ended before the historian writes the window. */
+  historianSealGraceMs: number;
   /** How long a command waits for the PLC's acknowledgement before it counts as timed out. */
   commandTimeoutMs: number;
   plc: {
@@ -134,7 +135,7 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     apiHost: str(env, "API_HOST", "127.0.0.1"),
     maxPayloadBytes: int(env, "MAX_PAYLOAD_BYTES", 65536, 256, 16 * 1024 * 1024),
     bucketSpanMs: int(env, "HISTORIAN_BUCKET_MS", 60_000, 1000, 86_400_000),
-    historianBatchMax: int(env, "HISTORIAN_BATCH_MAX", 500, 1, 100_000),
+    historianSealGraceMs: int(env, "HISTORIAN_SEAL_GRACE_MS", 5_000, 0, 3_600_000),
     commandTimeoutMs: int(env, "COMMAND_TIMEOUT_MS", 10_000, 100, 600_000),
     plc: {
       count: int(env, "PLC_COUNT", 20, 0, 100_000),

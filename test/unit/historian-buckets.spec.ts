@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
-import { bucketIdsInRange, bucketStart, bucketUpserts, historyPoints, latestValues } from "../../src/historian/buckets.ts";
+import { bucketStart, historyPoints, latestValues, windowStartsInRange } from "../../src/historian/buckets.ts";
+import { buildChunk, chunkId, chunkKeys, chunkSamples, readWindowChunks } from "../../src/historian/chunks.ts";
 import { mapWithConcurrency } from "../../src/shared/concurrency.ts";
 import type { TelemetryRecord } from "../../src/shared/types.ts";
 
@@ -10,45 +11,51 @@ function record(device: string, ts: number, seq: number, temp: number): Telemetr
   return { site: "s", area: "a", line: "l", device, ts, seq, receivedAt: ts, values: { temp: { v: temp, q: "good" } } };
 }
 
-/** Applies upserts the way MongoDB would, to check what the stored buckets end up holding. */
-function applyUpserts(store: Map<string, { samples: Record<string, unknown>; first: number; last: number }>, records: TelemetryRecord[]): void {
-  for (const { filter, update } of bucketUpserts(records, HOUR)) {
-    const doc = store.get(filter._id) ?? { ...update.$setOnInsert, samples: {}, first: Infinity, last: -Infinity };
-    for (const [path, sample] of Object.entries(update.$set)) doc.samples[path.slice("samples.".length)] = sample;
-    doc.first = Math.min(doc.first, update.$min.first);
-    doc.last = Math.max(doc.last, update.$max.last);
-    store.set(filter._id, doc);
-  }
-}
-
-describe("historian buckets", () => {
-  it("groups a batch into one upsert per device and hour", () => {
-    const upserts = bucketUpserts([record("a", t0 + 1, 1, 1), record("a", t0 + 2, 2, 2), record("a", t0 + HOUR, 3, 3), record("b", t0 + 5, 1, 1)], HOUR);
-    assert.deepEqual(upserts.map((u) => u.filter._id).sort(), [`a:${t0}`, `a:${t0 + HOUR}`, `b:${t0}`]);
-    const first = upserts.find((u) => u.filter._id === `a:${t0}`);
-    assert.deepEqual(Object.keys(first?.update.$set ?? {}), [`samples.${t0 + 1}_1`, `samples.${t0 + 2}_2`]);
-    assert.deepEqual([first?.update.$min.first, first?.update.$max.last], [t0 + 1, t0 + 2]);
+describe("historian chunks", () => {
+  it("builds one insert-only chunk document per plan, samples in time order, stored by column", () => {
+    const odd: TelemetryRecord = { ...record("a", t0 + 2, 2, 2), values: { temp: { v: 2, q: "bad" }, door: { v: true, q: "uncertain" } } };
+    const chunk = buildChunk({ device: "a", start: t0, n: 2, records: [record("a", t0 + 3, 3, 3), record("a", t0 + 1, 1, 1), odd] }, HOUR, 42);
+    assert.equal(chunk._id, `a:${t0}:2`);
+    assert.deepEqual([chunk.device, chunk.site, chunk.area, chunk.line, chunk.start, chunk.end, chunk.chunk], ["a", "s", "a", "l", t0, t0 + HOUR, 2]);
+    assert.deepEqual([chunk.ts, chunk.seq], [[t0 + 1, t0 + 2, t0 + 3], [1, 2, 3]]);
+    assert.deepEqual(chunk.tags, [
+      { name: "temp", v: [1, 2, 3], bad: [1] },
+      { name: "door", v: [null, true, null], uncertain: [1] },
+    ]);
+    assert.deepEqual([chunk.first, chunk.last, chunk.count, chunk.writtenAt], [t0 + 1, t0 + 3, 3, 42]);
+    assert.deepEqual(chunkKeys([chunk]), [[`${t0 + 1}_1`, `${t0 + 2}_2`, `${t0 + 3}_3`]]);
+    // Read back: the same samples as written, absent values absent.
+    assert.deepEqual(chunkSamples(chunk), [
+      { ts: t0 + 1, seq: 1, values: { temp: { v: 1, q: "good" } } },
+      { ts: t0 + 2, seq: 2, values: { temp: { v: 2, q: "bad" }, door: { v: true, q: "uncertain" } } },
+      { ts: t0 + 3, seq: 3, values: { temp: { v: 3, q: "good" } } },
+    ]);
+    assert.deepEqual(chunkSamples(chunk, "door").map((s) => s.values), [{}, { door: { v: true, q: "uncertain" } }, {}]);
     assert.equal(bucketStart(t0 + HOUR - 1, HOUR), t0);
   });
 
-  it("stores a replayed batch exactly once", () => {
-    const store = new Map();
-    const batch = [record("a", t0 + 1000, 1, 10), record("a", t0 + 2000, 2, 11)];
-    applyUpserts(store, batch);
-    applyUpserts(store, batch);
-    applyUpserts(store, [batch[1]]);
-    const points = historyPoints([...store.values()], "temp", t0, t0 + HOUR, 100);
-    assert.deepEqual(points.map((p) => p.seq), [1, 2]);
+  it("reads a window's chunks by _id, 0, 1, … until the first missing one", async () => {
+    const stored = new Map([chunkId("a", t0, 0), chunkId("a", t0, 1), chunkId("a", t0, 3)].map((id) => [id, { id }]));
+    const asked: string[] = [];
+    const chunks = await readWindowChunks("a", t0, async (id) => (asked.push(id), stored.get(id) ?? null));
+    assert.deepEqual(chunks.map((c) => c.id), [`a:${t0}:0`, `a:${t0}:1`]);
+    assert.deepEqual(asked, [`a:${t0}:0`, `a:${t0}:1`, `a:${t0}:2`]);
   });
 
-  it("returns one tag's points in time order within the range, up to the limit", () => {
-    const store = new Map();
-    applyUpserts(store, [record("a", t0 + 3000, 3, 3), record("a", t0 + 1000, 1, 1), record("a", t0 + HOUR + 10, 4, 4), record("a", t0 + 2000, 2, 2)]);
-    const buckets = [...store.values()];
-    assert.deepEqual(historyPoints(buckets, "temp", t0, t0 + 2 * HOUR, 100).map((p) => p.v), [1, 2, 3, 4]);
-    assert.deepEqual(historyPoints(buckets, "temp", t0 + 1500, t0 + 3000, 100).map((p) => p.v), [2, 3]);
-    assert.deepEqual(historyPoints(buckets, "temp", t0, t0 + 2 * HOUR, 2).map((p) => p.v), [1, 2]);
-    assert.deepEqual(historyPoints(buckets, "pressure", t0, t0 + 2 * HOUR, 100), []);
+  it("returns one tag's points in time order within the range, each sample once, up to the limit", () => {
+    const a = buildChunk({ device: "a", start: t0, n: 0, records: [record("a", t0 + 3000, 3, 3), record("a", t0 + 1000, 1, 1)] }, HOUR, 0);
+    const b = buildChunk({ device: "a", start: t0 + HOUR, n: 0, records: [record("a", t0 + HOUR + 10, 4, 4)] }, HOUR, 0);
+    const buffered = [record("a", t0 + 2000, 2, 2), record("a", t0 + 3000, 3, 3)];
+    const samples = [...chunkSamples(a), ...chunkSamples(b), ...buffered];
+    assert.deepEqual(historyPoints(samples, "temp", t0, t0 + 2 * HOUR, 100).map((p) => p.v), [1, 2, 3, 4]);
+    assert.deepEqual(historyPoints(samples, "temp", t0 + 1500, t0 + 3000, 100).map((p) => p.v), [2, 3]);
+    assert.deepEqual(historyPoints(samples, "temp", t0, t0 + 2 * HOUR, 2).map((p) => p.v), [1, 2]);
+    assert.deepEqual(historyPoints(samples, "pressure", t0, t0 + 2 * HOUR, 100), []);
+  });
+
+  it("orders samples of the same timestamp by sequence number", () => {
+    const points = historyPoints([record("a", t0, 7, 7), record("a", t0, 5, 5), record("a", t0 - 1, 9, 9)], "temp", t0 - 10, t0 + 10, 10);
+    assert.deepEqual(points.map((p) => p.seq), [9, 5, 7]);
   });
 
   it("keeps the newest value per device and tag for the latest-value cache", () => {
@@ -58,10 +65,10 @@ describe("historian buckets", () => {
   });
 });
 
-describe("bucket ids for a query range", () => {
-  it("covers every bucket the range touches, edges included", () => {
-    assert.deepEqual(bucketIdsInRange("a", t0 + 10, t0 + 2 * HOUR, HOUR), [`a:${t0}`, `a:${t0 + HOUR}`, `a:${t0 + 2 * HOUR}`]);
-    assert.deepEqual(bucketIdsInRange("a", t0 + 10, t0 + 20, HOUR), [`a:${t0}`]);
+describe("window starts for a query range", () => {
+  it("covers every window the range touches, edges included", () => {
+    assert.deepEqual(windowStartsInRange(t0 + 10, t0 + 2 * HOUR, HOUR), [t0, t0 + HOUR, t0 + 2 * HOUR]);
+    assert.deepEqual(windowStartsInRange(t0 + 10, t0 + 20, HOUR), [t0]);
   });
 });
 
