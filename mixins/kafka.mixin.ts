@@ -1,4 +1,4 @@
-import type { ServiceSchema } from "moleculer";
+import type { Logger, ServiceSchema } from "moleculer";
 import { Kafka, logLevel as KafkaLogLevel, Partitioners, type Consumer, type EachBatchPayload, type Message, type Producer } from "kafkajs";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import { probe, type HealthCheck } from "../src/shared/health.ts";
@@ -26,6 +26,23 @@ export interface KafkaConsumerOptions {
 
 // kafkajs logs every failed request as an error, though it retries them; real failures surface as thrown errors.
 const LOG_METHODS = { [KafkaLogLevel.ERROR]: "warn", [KafkaLogLevel.WARN]: "warn", [KafkaLogLevel.INFO]: "info", [KafkaLogLevel.DEBUG]: "debug" } as const;
+
+/** A kafkajs client for plantwire's brokers whose log lines go to the service's logger under `label`. */
+export function createKafkaClient(config: PlantwireConfig, clientId: string, logger: Logger, label: string): Kafka {
+  return new Kafka({
+    clientId,
+    brokers: config.kafkaBrokers,
+    connectionTimeout: 3_000,
+    requestTimeout: 10_000,
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+    logLevel: KafkaLogLevel.WARN,
+    logCreator: () => (entry) => {
+      const method = LOG_METHODS[entry.level as keyof typeof LOG_METHODS] ?? "info";
+      const { message, broker, error, groupId, topic } = entry.log as Record<string, unknown>;
+      logger[method](`${label}: ${String(message)}`, { component: entry.namespace, broker, error, groupId, topic });
+    },
+  });
+}
 
 /** Topic creation runs once per process and prefix, however many services share the process. */
 const topicsEnsured = new Map<string, Promise<void>>();
@@ -118,20 +135,7 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
     },
 
     created() {
-      const logger = this.logger;
-      this.kafka = new Kafka({
-        clientId: `${config.namespace}-${this.name}-${this.broker.nodeID}`,
-        brokers: config.kafkaBrokers,
-        connectionTimeout: 3_000,
-        requestTimeout: 10_000,
-        retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
-        logLevel: KafkaLogLevel.WARN,
-        logCreator: () => (entry) => {
-          const method = LOG_METHODS[entry.level as keyof typeof LOG_METHODS] ?? "info";
-          const { message, broker, error, groupId, topic } = entry.log as Record<string, unknown>;
-          logger[method](`kafka: ${String(message)}`, { component: entry.namespace, broker, error, groupId, topic });
-        },
-      });
+      this.kafka = createKafkaClient(config, `${config.namespace}-${this.name}-${this.broker.nodeID}`, this.logger, "kafka");
       // An idempotent producer retries without limit: while Kafka is away, sends wait (and MQTT
       // messages stay unacknowledged) instead of failing and being dropped.
       this.kafkaProducer = this.kafka.producer({

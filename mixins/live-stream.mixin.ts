@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Kafka, logLevel as KafkaLogLevel, type Consumer, type EachBatchPayload } from "kafkajs";
+import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Redis } from "ioredis";
 import { Errors, type Context, type ServiceSchema } from "moleculer";
 import type { GatewayResponse, IncomingRequest } from "moleculer-web";
 import type { PlantwireConfig } from "../src/shared/config.ts";
+import { createKafkaClient } from "./kafka.mixin.ts";
 import { ValidationError } from "../src/shared/errors.ts";
 import type { HealthCheck } from "../src/shared/health.ts";
 import { kafkaTopic } from "../src/shared/topics.ts";
@@ -47,7 +48,6 @@ const TICK_MS = 1_000;
 /** Reconnect delay suggested to EventSource clients. */
 const CLIENT_RETRY_MS = 3_000;
 
-const LOG_METHODS = { [KafkaLogLevel.ERROR]: "warn", [KafkaLogLevel.WARN]: "warn", [KafkaLogLevel.INFO]: "info", [KafkaLogLevel.DEBUG]: "debug" } as const;
 
 class TopicsMissingError extends Error {
   readonly topics: string[];
@@ -321,20 +321,7 @@ export function liveStreamMixin(config: PlantwireConfig, options: StreamOptions 
         lastFetchAt: null,
         lastError: null,
       } satisfies StreamConsumerStats;
-      const logger = this.logger;
-      this.streamKafka = new Kafka({
-        clientId: `${config.namespace}-${this.name}-stream-${this.broker.nodeID}`,
-        brokers: config.kafkaBrokers,
-        connectionTimeout: 3_000,
-        requestTimeout: 10_000,
-        retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
-        logLevel: KafkaLogLevel.WARN,
-        logCreator: () => (entry) => {
-          const method = LOG_METHODS[entry.level as keyof typeof LOG_METHODS] ?? "info";
-          const { message, error, groupId, topic } = entry.log as Record<string, unknown>;
-          logger[method](`kafka (live stream): ${String(message)}`, { component: entry.namespace, error, groupId, topic });
-        },
-      });
+      this.streamKafka = createKafkaClient(config, `${config.namespace}-${this.name}-stream-${this.broker.nodeID}`, this.logger, "kafka (live stream)");
     },
 
     started() {
