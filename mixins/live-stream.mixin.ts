@@ -14,7 +14,7 @@ import { sseComment, sseFrame, sseRetry } from "../src/stream/sse.ts";
 import type { StreamClient } from "../src/stream/stream-client.ts";
 import { parseStreamQuery, subscriptionMatches, type StreamKind, type StreamSubscription } from "../src/stream/stream-filter.ts";
 import { StreamHub, type StreamHubStats } from "../src/stream/stream-hub.ts";
-import { loadStreamOptions, type StreamOptions } from "../src/stream/stream-options.ts";
+import type { StreamOptions } from "../src/stream/stream-options.ts";
 
 /** The live stream's path on the gateway (the `/api` route's `GET /stream` alias). */
 export const STREAM_PATH = "/api/stream";
@@ -80,7 +80,7 @@ function invalidParameter(field: string, message: string): Errors.MoleculerClien
  * clients; a snapshot of the matching devices' latest values (Redis) comes first. See
  * docs/api.md "Live stream". Needs the redis mixin (`this.redis`, `this.redisKey`).
  */
-export function liveStreamMixin(config: PlantwireConfig, options: StreamOptions = loadStreamOptions()): Partial<ServiceSchema> {
+export function liveStreamMixin(config: PlantwireConfig, options: StreamOptions = config.stream): Partial<ServiceSchema> {
   const topics: Record<string, StreamKind> = {
     [kafkaTopic(config.kafkaTopicPrefix, "telemetry")]: "telemetry",
     [kafkaTopic(config.kafkaTopicPrefix, "alarms")]: "alarms",

@@ -29,6 +29,16 @@ export interface PlantwireConfig {
   historianSealGraceMs: number;
   /** How long a command waits for the PLC's acknowledgement before it counts as timed out. */
   commandTimeoutMs: number;
+  /** Live stream (Server-Sent Events) limits of one api replica. */
+  stream: {
+    /** Events queued per client before the oldest are dropped. */
+    queueCapacity: number;
+    heartbeatMs: number;
+    /** A client whose socket stays full this long is disconnected. */
+    stallTimeoutMs: number;
+    maxClients: number;
+    maxFilters: number;
+  };
   plc: {
     count: number;
     scanMs: number;
@@ -137,6 +147,13 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     bucketSpanMs: int(env, "HISTORIAN_BUCKET_MS", 60_000, 1000, 86_400_000),
     historianSealGraceMs: int(env, "HISTORIAN_SEAL_GRACE_MS", 5_000, 0, 3_600_000),
     commandTimeoutMs: int(env, "COMMAND_TIMEOUT_MS", 10_000, 100, 600_000),
+    stream: {
+      queueCapacity: int(env, "STREAM_QUEUE_MAX", 1000, 1, 1_000_000),
+      heartbeatMs: int(env, "STREAM_HEARTBEAT_MS", 15_000, 100, 300_000),
+      stallTimeoutMs: int(env, "STREAM_STALL_TIMEOUT_MS", 30_000, 100, 3_600_000),
+      maxClients: int(env, "STREAM_MAX_CLIENTS", 1000, 1, 100_000),
+      maxFilters: int(env, "STREAM_MAX_FILTERS", 20, 1, 1000),
+    },
     plc: {
       count: int(env, "PLC_COUNT", 20, 0, 100_000),
       scanMs: int(env, "PLC_SCAN_MS", 1000, 10, 3_600_000),
