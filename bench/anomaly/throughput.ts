@@ -4,6 +4,7 @@
 // loop holds only the detector updates.
 import { createDetector } from "../../src/anomaly/factory.ts";
 import type { DetectorSpec } from "../../src/anomaly/factory.ts";
+import { mulberry32 } from "../../src/anomaly/random.ts";
 import type { StreamingDetector } from "../../src/anomaly/types.ts";
 
 export interface ThroughputResult {
@@ -21,25 +22,13 @@ export interface ThroughputResult {
   checkpointBytes: number;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run sees the same stream. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function gaussian(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
 }
 
 /** `patterns` distinct device streams of `scans` × `tags` values; device d replays pattern d % patterns. */
 export function syntheticStreams(patterns: number, scans: number, tags: number, seed = 7): number[][][] {
-  const rand = random(seed);
+  const rand = mulberry32(seed);
   return Array.from({ length: patterns }, () => {
     const loadings = Array.from({ length: tags }, () => [gaussian(rand), gaussian(rand), gaussian(rand)]);
     const offsets = Array.from({ length: tags }, () => 50 + 50 * rand());

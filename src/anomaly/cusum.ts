@@ -7,7 +7,8 @@
 // so that the score comes back down soon after the process returns to normal.
 import { DEFAULT_LEVEL, definedLevelParams, learn, newLevel, sigmaOf, squash, zOf } from "./robust-level.ts";
 import type { LevelParams, LevelState } from "./robust-level.ts";
-import { checkDim, deviation, dimOf, plain, topIndices, valueAt } from "./sample.ts";
+import { newPerTagState, perTagDefaults, restorePerTag, runPerTag, snapshotOf, topDeviations } from "./per-tag.ts";
+import type { PerTagState } from "./per-tag.ts";
 import type { CommonOptions, DetectorResult, DetectorSnapshot, Sample, StreamingDetector } from "./types.ts";
 
 export interface CusumOptions extends CommonOptions, Partial<LevelParams> {
@@ -37,10 +38,7 @@ interface TagState {
   down: number;
 }
 
-interface CusumState {
-  d: number;
-  tags: TagState[];
-}
+type CusumState = PerTagState<TagState>;
 
 export class CusumDetector implements StreamingDetector {
   readonly kind = "cusum";
@@ -60,7 +58,7 @@ export class CusumDetector implements StreamingDetector {
 
   constructor(options: CusumOptions = {}) {
     this.options = options;
-    this.warmup = options.warmup ?? 100;
+    ({ warmup: this.warmup, smooth: this.smooth, topTags: this.topTags } = perTagDefaults(options));
     // The reference follows the signal within about 20 samples: slow drifts and the wander of
     // autocorrelated signals stay out of the sums, abrupt shifts do not.
     this.p = { ...DEFAULT_LEVEL, alpha: 0.05, warmup: this.warmup, ...definedLevelParams(options) };
@@ -70,67 +68,49 @@ export class CusumDetector implements StreamingDetector {
     this.zClip = options.zClip ?? 4;
     this.cap = options.cap ?? 3;
     this.inAlarmWeight = options.inAlarmWeight ?? 0.25;
-    this.smooth = options.smooth ?? 1;
-    this.topTags = options.topTags ?? 3;
-    this.st = { d: options.tags?.length ?? 0, tags: [] };
+    this.st = newPerTagState(options);
   }
 
   update(x: Sample, _t?: number): DetectorResult {
-    const st = this.st;
-    if (st.d === 0) st.d = dimOf(x);
-    checkDim(st.d, x, this.kind);
-    while (st.tags.length < st.d) st.tags.push({ level: newLevel(), spread: newLevel(), sm: NaN, up: 0, down: 0 });
-    let best = 0;
-    let bestTag = -1;
-    let warmingUp = false;
-    const zs: number[] = new Array<number>(st.d);
-    const expected: number[] = new Array<number>(st.d);
     const maxSum = this.cap * this.h;
-    for (let i = 0; i < st.d; i++) {
-      const tag = st.tags[i] as TagState;
-      const raw = valueAt(x, i);
-      this.stat[i] = 0;
-      zs[i] = 0;
-      expected[i] = tag.level.mu;
-      if (Number.isNaN(raw)) continue;
-      tag.sm = Number.isNaN(tag.sm) ? raw : tag.sm + this.smooth * (raw - tag.sm);
-      const zSpread = zOf(tag.spread, tag.sm, this.spreadParams);
-      learn(tag.spread, tag.sm, zSpread, this.spreadParams);
-      const zRef = zOf(tag.level, tag.sm, this.p);
-      const z = tag.level.n === 0 ? 0 : (tag.sm - tag.level.mu) / sigmaOf(tag.spread, this.spreadParams);
-      zs[i] = z;
-      if (tag.level.n < this.warmup) {
-        warmingUp = true;
-        learn(tag.level, tag.sm, zRef, this.p);
-        continue;
-      }
-      const zc = z > this.zClip ? this.zClip : z < -this.zClip ? -this.zClip : z;
-      tag.up = Math.min(maxSum, Math.max(0, tag.up + zc - this.k));
-      tag.down = Math.min(maxSum, Math.max(0, tag.down - zc - this.k));
-      const s = Math.max(tag.up, tag.down);
-      learn(tag.level, tag.sm, zRef, this.p, s > this.h / 2 ? this.inAlarmWeight : 1);
-      this.stat[i] = s;
-      if (s > best) {
-        best = s;
-        bestTag = i;
-      }
-    }
-    this.stat.length = st.d;
-    const tags = topIndices(this.stat, this.topTags).map((i) => deviation(this.options.tags, i, valueAt(x, i), expected[i] as number, zs[i] as number));
-    const top = bestTag >= 0 ? (st.tags[bestTag] as TagState) : undefined;
+    const pass = runPerTag(this.st, x, this.stat, {
+      kind: this.kind,
+      newTag: () => ({ level: newLevel(), spread: newLevel(), sm: NaN, up: 0, down: 0 }),
+      expectedOf: (tag) => tag.level.mu,
+      smooth: this.smooth,
+      step: (tag, v, i, pass) => {
+        const zSpread = zOf(tag.spread, v, this.spreadParams);
+        learn(tag.spread, v, zSpread, this.spreadParams);
+        const zRef = zOf(tag.level, v, this.p);
+        const z = tag.level.n === 0 ? 0 : (v - tag.level.mu) / sigmaOf(tag.spread, this.spreadParams);
+        pass.zs[i] = z;
+        if (tag.level.n < this.warmup) {
+          pass.warmingUp = true;
+          learn(tag.level, v, zRef, this.p);
+          return 0;
+        }
+        const zc = z > this.zClip ? this.zClip : z < -this.zClip ? -this.zClip : z;
+        tag.up = Math.min(maxSum, Math.max(0, tag.up + zc - this.k));
+        tag.down = Math.min(maxSum, Math.max(0, tag.down - zc - this.k));
+        const s = Math.max(tag.up, tag.down);
+        learn(tag.level, v, zRef, this.p, s > this.h / 2 ? this.inAlarmWeight : 1);
+        return s;
+      },
+    });
+    const tags = topDeviations(this.options.tags, x, this.stat, this.topTags, pass.expected, pass.zs);
+    const top = pass.bestTag >= 0 ? (this.st.tags[pass.bestTag] as TagState) : undefined;
     return {
-      score: squash(best, this.h),
-      explanation: { detector: this.kind, warmingUp, tags, stats: { up: top?.up ?? 0, down: top?.down ?? 0, h: this.h } },
+      score: squash(pass.best, this.h),
+      explanation: { detector: this.kind, warmingUp: pass.warmingUp, tags, stats: { up: top?.up ?? 0, down: top?.down ?? 0, h: this.h } },
     };
   }
 
   snapshot(): DetectorSnapshot {
-    return { kind: this.kind, version: 1, options: plain(this.options) as Record<string, unknown>, state: plain(this.st) };
+    return snapshotOf(this.kind, this.options, this.st);
   }
 
   restore(state: unknown): this {
-    this.st = plain(state) as CusumState;
-    for (const tag of this.st.tags) if (tag.sm === null) tag.sm = NaN;
+    this.st = restorePerTag<CusumState>(state);
     return this;
   }
 }

@@ -5,7 +5,8 @@
 // test restarts on the new regime. So it reports the onset of a change, not its duration.
 import { DEFAULT_LEVEL, definedLevelParams, learn, newLevel, sigmaOf, squash, zOf } from "./robust-level.ts";
 import type { LevelParams, LevelState } from "./robust-level.ts";
-import { checkDim, deviation, dimOf, plain, topIndices, valueAt } from "./sample.ts";
+import { newPerTagState, perTagDefaults, restorePerTag, runPerTag, snapshotOf, topDeviations } from "./per-tag.ts";
+import type { PerTagState } from "./per-tag.ts";
 import type { CommonOptions, DetectorResult, DetectorSnapshot, Sample, StreamingDetector } from "./types.ts";
 
 export interface PageHinkleyOptions extends CommonOptions, Partial<LevelParams> {
@@ -35,10 +36,7 @@ interface TagState {
   changes: number;
 }
 
-interface PageHinkleyState {
-  d: number;
-  tags: TagState[];
-}
+type PageHinkleyState = PerTagState<TagState>;
 
 export class PageHinkleyDetector implements StreamingDetector {
   readonly kind = "page-hinkley";
@@ -57,62 +55,45 @@ export class PageHinkleyDetector implements StreamingDetector {
 
   constructor(options: PageHinkleyOptions = {}) {
     this.options = options;
-    this.warmup = options.warmup ?? 100;
+    ({ warmup: this.warmup, smooth: this.smooth, topTags: this.topTags } = perTagDefaults(options));
     this.p = { ...DEFAULT_LEVEL, warmup: this.warmup, ...definedLevelParams(options) };
     this.delta = options.delta ?? 0.5;
     this.lambda = options.lambda ?? 20;
     this.zClip = options.zClip ?? 4;
     this.minRun = options.minRun ?? 30;
     this.meanAlpha = options.meanAlpha ?? 0.002;
-    this.smooth = options.smooth ?? 1;
-    this.topTags = options.topTags ?? 3;
-    this.st = { d: options.tags?.length ?? 0, tags: [] };
+    this.st = newPerTagState(options);
   }
 
   update(x: Sample, _t?: number): DetectorResult {
     const st = this.st;
-    if (st.d === 0) st.d = dimOf(x);
-    checkDim(st.d, x, this.kind);
-    while (st.tags.length < st.d) st.tags.push({ level: newLevel(), sm: NaN, mean: 0, run: 0, up: 0, upMin: 0, down: 0, downMax: 0, changes: 0 });
-    let best = 0;
-    let bestTag = -1;
-    let warmingUp = false;
-    const zs: number[] = new Array<number>(st.d);
-    const expected: number[] = new Array<number>(st.d);
-    for (let i = 0; i < st.d; i++) {
-      const tag = st.tags[i] as TagState;
-      const raw = valueAt(x, i);
-      this.stat[i] = 0;
-      zs[i] = 0;
-      expected[i] = tag.mean;
-      if (Number.isNaN(raw)) continue;
-      tag.sm = Number.isNaN(tag.sm) ? raw : tag.sm + this.smooth * (raw - tag.sm);
-      const v = tag.sm;
-      if (tag.level.n < this.warmup) warmingUp = true;
-      learn(tag.level, v, zOf(tag.level, v, this.p), this.p);
-      tag.run++;
-      if (tag.run === 1) {
-        tag.mean = v;
-        continue;
-      }
-      tag.mean += Math.max(1 / tag.run, this.meanAlpha) * (v - tag.mean);
-      const z = (v - tag.mean) / sigmaOf(tag.level, this.p);
-      zs[i] = z;
-      if (tag.level.n <= this.warmup) continue;
-      const zc = z > this.zClip ? this.zClip : z < -this.zClip ? -this.zClip : z;
-      tag.up += zc - this.delta;
-      tag.upMin = Math.min(tag.upMin, tag.up);
-      tag.down += zc + this.delta;
-      tag.downMax = Math.max(tag.downMax, tag.down);
-      const s = tag.run < this.minRun ? 0 : Math.max(tag.up - tag.upMin, tag.downMax - tag.down);
-      this.stat[i] = s;
-      if (s > best) {
-        best = s;
-        bestTag = i;
-      }
-    }
-    this.stat.length = st.d;
-    const tags = topIndices(this.stat, this.topTags).map((i) => deviation(this.options.tags, i, valueAt(x, i), expected[i] as number, zs[i] as number));
+    const pass = runPerTag(st, x, this.stat, {
+      kind: this.kind,
+      newTag: () => ({ level: newLevel(), sm: NaN, mean: 0, run: 0, up: 0, upMin: 0, down: 0, downMax: 0, changes: 0 }),
+      expectedOf: (tag) => tag.mean,
+      smooth: this.smooth,
+      step: (tag, v, i, pass) => {
+        if (tag.level.n < this.warmup) pass.warmingUp = true;
+        learn(tag.level, v, zOf(tag.level, v, this.p), this.p);
+        tag.run++;
+        if (tag.run === 1) {
+          tag.mean = v;
+          return 0;
+        }
+        tag.mean += Math.max(1 / tag.run, this.meanAlpha) * (v - tag.mean);
+        const z = (v - tag.mean) / sigmaOf(tag.level, this.p);
+        pass.zs[i] = z;
+        if (tag.level.n <= this.warmup) return 0;
+        const zc = z > this.zClip ? this.zClip : z < -this.zClip ? -this.zClip : z;
+        tag.up += zc - this.delta;
+        tag.upMin = Math.min(tag.upMin, tag.up);
+        tag.down += zc + this.delta;
+        tag.downMax = Math.max(tag.downMax, tag.down);
+        return tag.run < this.minRun ? 0 : Math.max(tag.up - tag.upMin, tag.downMax - tag.down);
+      },
+    });
+    const { best, bestTag, warmingUp } = pass;
+    const tags = topDeviations(this.options.tags, x, this.stat, this.topTags, pass.expected, pass.zs);
     const score = squash(best, this.lambda);
     let changes = 0;
     if (best > this.lambda) {
@@ -132,12 +113,11 @@ export class PageHinkleyDetector implements StreamingDetector {
   }
 
   snapshot(): DetectorSnapshot {
-    return { kind: this.kind, version: 1, options: plain(this.options) as Record<string, unknown>, state: plain(this.st) };
+    return snapshotOf(this.kind, this.options, this.st);
   }
 
   restore(state: unknown): this {
-    this.st = plain(state) as PageHinkleyState;
-    for (const tag of this.st.tags) if (tag.sm === null) tag.sm = NaN;
+    this.st = restorePerTag<PageHinkleyState>(state);
     return this;
   }
 }

@@ -12,6 +12,7 @@ import { symmetricEigen } from "./jacobi.ts";
 import { DEFAULT_LEVEL, definedLevelParams, learn, newLevel, squash, zOf } from "./robust-level.ts";
 import type { LevelParams, LevelState } from "./robust-level.ts";
 import { checkDim, deviation, dimOf, plain, topIndices, valueAt } from "./sample.ts";
+import { nanFromNull, snapshotOf } from "./per-tag.ts";
 import type { CommonOptions, DetectorResult, DetectorSnapshot, Sample, StreamingDetector } from "./types.ts";
 
 export interface PcaOptions extends CommonOptions, Partial<LevelParams> {
@@ -287,12 +288,12 @@ export class PcaDetector implements StreamingDetector {
   }
 
   snapshot(): DetectorSnapshot {
-    return { kind: this.kind, version: 1, options: plain(this.options) as Record<string, unknown>, state: plain(this.st) };
+    return snapshotOf(this.kind, this.options, this.st);
   }
 
   restore(state: unknown): this {
     this.st = plain(state) as PcaState;
-    this.st.sm = this.st.sm.map((v) => (v === null ? NaN : v));
+    this.st.sm = nanFromNull(this.st.sm);
     return this;
   }
 }

@@ -5,7 +5,8 @@
 // (epoch ms); without it the detector scores 0. Memory: slots × 5 numbers per tag; O(1) per sample.
 import { DEFAULT_LEVEL, definedLevelParams, learn, newLevel, squash, zOf } from "./robust-level.ts";
 import type { LevelParams, LevelState } from "./robust-level.ts";
-import { checkDim, deviation, dimOf, plain, topIndices, valueAt } from "./sample.ts";
+import { fixDim, nanFromNull, perTagDefaults, snapshotOf, topDeviations } from "./per-tag.ts";
+import { plain, valueAt } from "./sample.ts";
 import type { CommonOptions, DetectorResult, DetectorSnapshot, Sample, StreamingDetector } from "./types.ts";
 
 export interface SeasonalZOptions extends CommonOptions, Partial<LevelParams> {
@@ -39,20 +40,16 @@ export class SeasonalZDetector implements StreamingDetector {
   constructor(options: SeasonalZOptions = {}) {
     this.options = options;
     // Each slot sees 1/slots of the samples: it warms up on fewer and learns faster.
-    this.warmup = options.warmup ?? 5;
+    ({ warmup: this.warmup, zHalf: this.zHalf, smooth: this.smooth, topTags: this.topTags } = perTagDefaults(options, 5));
     this.p = { ...DEFAULT_LEVEL, alpha: 0.05, warmup: this.warmup, ...definedLevelParams(options) };
-    this.zHalf = options.zHalf ?? 6;
     this.period = options.period ?? 86_400_000;
     this.slots = options.slots ?? 24;
-    this.smooth = options.smooth ?? 1;
-    this.topTags = options.topTags ?? 3;
     this.st = { d: options.tags?.length ?? 0, levels: [], sm: [] };
   }
 
   update(x: Sample, t?: number): DetectorResult {
     const st = this.st;
-    if (st.d === 0) st.d = dimOf(x);
-    checkDim(st.d, x, this.kind);
+    fixDim(st, x, this.kind);
     if (st.levels.length === 0) {
       st.levels = Array.from({ length: st.d * this.slots }, newLevel);
       st.sm = new Array<number>(st.d).fill(NaN);
@@ -88,17 +85,17 @@ export class SeasonalZDetector implements StreamingDetector {
       score = Math.max(score, squash(Math.abs(z), this.zHalf));
     }
     this.absZ.length = st.d;
-    const tags = topIndices(this.absZ, this.topTags).map((i) => deviation(this.options.tags, i, valueAt(x, i), expected[i] as number, zs[i] as number));
+    const tags = topDeviations(this.options.tags, x, this.absZ, this.topTags, expected, zs);
     return { score, explanation: { detector: this.kind, warmingUp, tags, stats: { slot } } };
   }
 
   snapshot(): DetectorSnapshot {
-    return { kind: this.kind, version: 1, options: plain(this.options) as Record<string, unknown>, state: plain(this.st) };
+    return snapshotOf(this.kind, this.options, this.st);
   }
 
   restore(state: unknown): this {
     this.st = plain(state) as SeasonalState;
-    this.st.sm = this.st.sm.map((v) => (v === null ? NaN : v));
+    this.st.sm = nanFromNull(this.st.sm);
     return this;
   }
 }

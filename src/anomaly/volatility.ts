@@ -4,7 +4,9 @@
 // The statistic is the log2 ratio of the two, as a z-equivalent: |log2(short / long)| / spread,
 // where spread is the EW mean absolute log-ratio on normal samples. O(1) per tag and sample.
 import { Z_CAP, squash } from "./robust-level.ts";
-import { checkDim, deviation, dimOf, plain, topIndices, valueAt } from "./sample.ts";
+import { deviationsAt, newPerTagState, perTagDefaults, runPerTag, snapshotOf } from "./per-tag.ts";
+import type { PerTagState } from "./per-tag.ts";
+import { plain, topIndices } from "./sample.ts";
 import type { CommonOptions, DetectorResult, DetectorSnapshot, Sample, StreamingDetector } from "./types.ts";
 
 export interface VolatilityOptions extends CommonOptions {
@@ -25,10 +27,7 @@ interface TagState {
   spread: number;
 }
 
-interface VolatilityState {
-  d: number;
-  tags: TagState[];
-}
+type VolatilityState = PerTagState<TagState>;
 
 const TINY = 1e-12;
 
@@ -46,65 +45,58 @@ export class VolatilityDetector implements StreamingDetector {
 
   constructor(options: VolatilityOptions = {}) {
     this.options = options;
-    this.warmup = options.warmup ?? 100;
-    this.zHalf = options.zHalf ?? 6;
+    ({ warmup: this.warmup, zHalf: this.zHalf, topTags: this.topTags } = perTagDefaults(options));
     this.fast = options.fast ?? 0.1;
     this.slow = options.slow ?? 0.005;
     this.both = options.direction !== "up";
-    this.topTags = options.topTags ?? 3;
-    this.st = { d: options.tags?.length ?? 0, tags: [] };
+    this.st = newPerTagState(options);
   }
 
   update(x: Sample, _t?: number): DetectorResult {
-    const st = this.st;
-    if (st.d === 0) st.d = dimOf(x);
-    checkDim(st.d, x, this.kind);
-    while (st.tags.length < st.d) st.tags.push({ n: 0, last: 0, short: 0, long: 0, spread: 0 });
-    let best = 0;
-    let warmingUp = false;
-    const ratio = new Array<number>(st.d).fill(0);
-    for (let i = 0; i < st.d; i++) {
-      const tag = st.tags[i] as TagState;
-      const v = valueAt(x, i);
-      this.stat[i] = 0;
-      if (Number.isNaN(v)) continue;
-      tag.n++;
-      if (tag.n === 1) {
-        tag.last = v;
-        warmingUp = true;
-        continue;
-      }
-      const step = Math.abs(v - tag.last);
-      tag.last = v;
-      const k = tag.n - 1; // steps seen
-      tag.short += Math.max(1 / k, this.fast) * (step - tag.short);
-      const lr = Math.log2((tag.short + TINY) / (tag.long + TINY));
-      ratio[i] = lr;
-      let z = 0;
-      if (k > this.warmup) {
-        z = Math.abs(lr) / Math.max(tag.spread, 0.05);
-        if (!this.both && lr < 0) z = 0;
-        if (z > Z_CAP) z = Z_CAP;
-      } else {
-        warmingUp = true;
-      }
-      // Learn the long-term level (slowly while the ratio is far out) and the ratio's spread.
-      const a = k <= this.warmup ? 1 / k : this.slow * (z > 4 ? 0.1 : 1);
-      tag.long += a * (step - tag.long);
-      if (k > 10) tag.spread += (k <= this.warmup ? 1 / (k - 10) : a) * (Math.min(Math.abs(lr), 4 * Math.max(tag.spread, 0.05)) - tag.spread);
-      this.stat[i] = z;
-      if (z > best) best = z;
-    }
-    this.stat.length = st.d;
+    const ratio: number[] = [];
     // For this detector `expected` is the long-term mean step and `z` the volatility z.
+    const pass = runPerTag(this.st, x, this.stat, {
+      kind: this.kind,
+      newTag: () => ({ n: 0, last: 0, short: 0, long: 0, spread: 0 }),
+      expectedOf: (tag) => tag.long,
+      step: (tag, v, i, pass) => {
+        tag.n++;
+        if (tag.n === 1) {
+          tag.last = v;
+          pass.warmingUp = true;
+          return 0;
+        }
+        const step = Math.abs(v - tag.last);
+        tag.last = v;
+        const k = tag.n - 1; // steps seen
+        tag.short += Math.max(1 / k, this.fast) * (step - tag.short);
+        const lr = Math.log2((tag.short + TINY) / (tag.long + TINY));
+        ratio[i] = lr;
+        let z = 0;
+        if (k > this.warmup) {
+          z = Math.abs(lr) / Math.max(tag.spread, 0.05);
+          if (!this.both && lr < 0) z = 0;
+          if (z > Z_CAP) z = Z_CAP;
+        } else {
+          pass.warmingUp = true;
+        }
+        // Learn the long-term level (slowly while the ratio is far out) and the ratio's spread.
+        const a = k <= this.warmup ? 1 / k : this.slow * (z > 4 ? 0.1 : 1);
+        tag.long += a * (step - tag.long);
+        if (k > 10) tag.spread += (k <= this.warmup ? 1 / (k - 10) : a) * (Math.min(Math.abs(lr), 4 * Math.max(tag.spread, 0.05)) - tag.spread);
+        pass.expected[i] = tag.long;
+        pass.zs[i] = z;
+        return z;
+      },
+    });
     const top = topIndices(this.stat, this.topTags);
-    const tags = top.map((i) => deviation(this.options.tags, i, valueAt(x, i), (st.tags[i] as TagState).long, this.stat[i] as number));
-    const stats: Record<string, number> = top.length > 0 ? { log2Ratio: ratio[top[0] as number] as number } : {};
-    return { score: squash(best, this.zHalf), explanation: { detector: this.kind, warmingUp, tags, stats } };
+    const tags = deviationsAt(this.options.tags, x, top, pass.expected, pass.zs);
+    const stats: Record<string, number> = top.length > 0 ? { log2Ratio: ratio[top[0] as number] ?? 0 } : {};
+    return { score: squash(pass.best, this.zHalf), explanation: { detector: this.kind, warmingUp: pass.warmingUp, tags, stats } };
   }
 
   snapshot(): DetectorSnapshot {
-    return { kind: this.kind, version: 1, options: plain(this.options) as Record<string, unknown>, state: plain(this.st) };
+    return snapshotOf(this.kind, this.options, this.st);
   }
 
   restore(state: unknown): this {

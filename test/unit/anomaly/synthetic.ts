@@ -1,16 +1,9 @@
 // Small synthetic streams made by the tests themselves: seeded noise plus one injected anomaly.
 
+import { mulberry32 } from "../../../src/anomaly/random.ts";
+
 /** mulberry32: deterministic, so a failing test fails the same way every time. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seeded = mulberry32;
 
 export function gaussianNoise(n: number, seed: number, mean = 10, sd = 1): number[] {
   const rand = seeded(seed);
