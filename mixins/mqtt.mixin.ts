@@ -1,5 +1,5 @@
 import type { ServiceSchema } from "moleculer";
-import mqtt, { type IPublishPacket, type MqttClient } from "mqtt";
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import type { HealthCheck } from "../src/shared/health.ts";
 
@@ -9,6 +9,23 @@ export interface MqttSubscriberOptions {
   subscriptions: string[];
   /** Resolves once the message is safely handed on; the PUBACK is sent only then. */
   onMessage: (topic: string, payload: Buffer, packet: IPublishPacket) => Promise<void>;
+}
+
+/**
+ * Options of a clean-session MQTT v5 client (PLCs, control): credentials from the config, a 10 s
+ * keepalive so the broker notices a dead peer quickly, reconnect every second.
+ */
+export function cleanSessionOptions(config: PlantwireConfig, clientId: string): IClientOptions {
+  return {
+    clientId,
+    protocolVersion: 5,
+    clean: true,
+    username: config.mqttUsername,
+    password: config.mqttPassword,
+    keepalive: 10,
+    reconnectPeriod: 1_000,
+    connectTimeout: 5_000,
+  };
 }
 
 /** Session kept by the broker while a subscriber is away (restart, crash), in seconds. */

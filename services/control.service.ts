@@ -3,6 +3,7 @@ import { Errors, type Context, type ServiceSchema, type ServiceSettingSchema } f
 import type { Message } from "kafkajs";
 import type { Collection, Db } from "mongodb";
 import mqtt, { type MqttClient } from "mqtt";
+import { cleanSessionOptions } from "../mixins/mqtt.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
 import { mongoMixin } from "../mixins/mongo.mixin.ts";
@@ -212,14 +213,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
         const clientId = `${config.namespace}-control-${config.nodeId ?? this.broker.nodeID}`;
         const subscription = `$share/${config.namespace}-control/${kindFilter(root, "cmd/ack")}`;
         const client = mqtt.connect(config.mqttUrl, {
-          clientId,
-          protocolVersion: 5,
-          clean: true,
-          username: config.mqttUsername,
-          password: config.mqttPassword,
-          keepalive: 10,
-          reconnectPeriod: 1_000,
-          connectTimeout: 5_000,
+          ...cleanSessionOptions(config, clientId),
           // A clean session starts without subscriptions: mqtt.js subscribes again on every connect.
           resubscribe: true,
         });

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { Errors, type Context, type ServiceSchema, type ServiceSettingSchema } from "moleculer";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { cleanSessionOptions } from "../mixins/mqtt.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { parseCommand } from "../src/plc/command.ts";
 import { FAULT_TYPES, FaultSpecError } from "../src/plc/faults.ts";
@@ -192,15 +193,8 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
         const stateTopic = deviceTopic(root, actor.address, "state");
         const cmdTopic = deviceTopic(root, actor.address, "cmd");
         const options: IClientOptions = {
-          clientId: plcClientId(root, actor.address),
-          protocolVersion: 5,
           // A fresh session each time: commands sent while the PLC was away must not run late.
-          clean: true,
-          username: config.mqttUsername,
-          password: config.mqttPassword,
-          keepalive: 10,
-          reconnectPeriod: 1_000,
-          connectTimeout: 5_000,
+          ...cleanSessionOptions(config, plcClientId(root, actor.address)),
           // Subscribed again on every connect below (a clean session starts without subscriptions).
           resubscribe: false,
           // QoS 1 telemetry published while disconnected waits in the client's outgoing store and is
