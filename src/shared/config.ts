@@ -1,3 +1,4 @@
+import { DETECTOR_KINDS, type DetectorKind } from "../anomaly/index.ts";
 import { ConfigError } from "./errors.ts";
 
 /** Every setting plantwire reads, with its local default. `.env.example` lists the same names. */
@@ -27,6 +28,13 @@ export interface PlantwireConfig {
   bucketSpanMs: number;
   /** How long a device must stay quiet after its window ended before the historian writes the window. */
   historianSealGraceMs: number;
+  /** How long each historian tier is kept (the retention job deletes older documents), and how often it runs. */
+  historianRetention: {
+    rawDays: number;
+    minuteDays: number;
+    hourDays: number;
+    sweepMs: number;
+  };
   /** How long a command waits for the PLC's acknowledgement before it counts as timed out. */
   commandTimeoutMs: number;
   /** Live stream (Server-Sent Events) limits of one api replica. */
@@ -39,6 +47,21 @@ export interface PlantwireConfig {
     maxClients: number;
     maxFilters: number;
   };
+  /** Learned anomaly alarms of the anomaly-detector (docs/anomaly-benchmark.md, "Wiring"). */
+  anomaly: {
+    /** Level-mode preset (src/anomaly/presets.ts) run per device. */
+    detector: DetectorKind;
+    /** Score at or above which a device's anomaly alarm becomes active; it clears below half of it. */
+    threshold: number;
+    onDelayMs: number;
+    offDelayMs: number;
+    /** Samples a new detector learns before it may score. */
+    warmupSamples: number;
+    /** After a machine (re)enters running, its samples are neither scored nor learnt for this long. */
+    settleMs: number;
+    /** How often changed detector state is checkpointed to MongoDB. */
+    checkpointMs: number;
+  };
   plc: {
     count: number;
     scanMs: number;
@@ -47,10 +70,12 @@ export interface PlantwireConfig {
     /** This replica owns the PLCs whose index modulo shardCount equals shardIndex. */
     shardIndex: number;
     shardCount: number;
+    /** Telemetry messages each PLC holds while they cannot be delivered (store-and-forward); the oldest go first. */
+    bufferMax: number;
   };
 }
 
-export const ALL_SERVICES = ["devices", "plc-simulator", "preprocessor", "historian", "anomaly-detector", "alarms", "control", "api"];
+export const ALL_SERVICES = ["devices", "plc-simulator", "preprocessor", "historian", "anomaly-detector", "alarms", "control", "dead-letters", "api"];
 
 type Env = Record<string, string | undefined>;
 
@@ -87,6 +112,20 @@ function list(env: Env, name: string, fallback: string[]): string[] {
   const raw = env[name];
   if (raw === undefined || raw.trim() === "") return fallback;
   return raw.split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+function fraction(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0 || value >= 1) throw new ConfigError(`${name} must be a number between 0 and 1 (exclusive), got "${raw}"`);
+  return value;
+}
+
+function detectorKind(env: Env): DetectorKind {
+  const raw = str(env, "ANOMALY_DETECTOR", "robust-z");
+  if (!(DETECTOR_KINDS as readonly string[]).includes(raw)) throw new ConfigError(`ANOMALY_DETECTOR must be one of ${DETECTOR_KINDS.join(", ")}, got "${raw}"`);
+  return raw as DetectorKind;
 }
 
 /** PLC_SHARD="i/n": replica i of n simulator replicas (default "0/1"). */
@@ -146,6 +185,12 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     maxPayloadBytes: int(env, "MAX_PAYLOAD_BYTES", 65536, 256, 16 * 1024 * 1024),
     bucketSpanMs: int(env, "HISTORIAN_BUCKET_MS", 60_000, 1000, 86_400_000),
     historianSealGraceMs: int(env, "HISTORIAN_SEAL_GRACE_MS", 5_000, 0, 3_600_000),
+    historianRetention: {
+      rawDays: int(env, "HISTORIAN_RETENTION_RAW_DAYS", 7, 1, 36_500),
+      minuteDays: int(env, "HISTORIAN_RETENTION_1M_DAYS", 90, 1, 36_500),
+      hourDays: int(env, "HISTORIAN_RETENTION_1H_DAYS", 1825, 1, 36_500),
+      sweepMs: int(env, "HISTORIAN_RETENTION_SWEEP_MS", 3_600_000, 1_000, 86_400_000),
+    },
     commandTimeoutMs: int(env, "COMMAND_TIMEOUT_MS", 10_000, 100, 600_000),
     stream: {
       queueCapacity: int(env, "STREAM_QUEUE_MAX", 1000, 1, 1_000_000),
@@ -154,11 +199,21 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
       maxClients: int(env, "STREAM_MAX_CLIENTS", 1000, 1, 100_000),
       maxFilters: int(env, "STREAM_MAX_FILTERS", 20, 1, 1000),
     },
+    anomaly: {
+      detector: detectorKind(env),
+      threshold: fraction(env, "ANOMALY_THRESHOLD", 0.5),
+      onDelayMs: int(env, "ANOMALY_ON_DELAY_MS", 0, 0, 3_600_000),
+      offDelayMs: int(env, "ANOMALY_OFF_DELAY_MS", 30_000, 0, 3_600_000),
+      warmupSamples: int(env, "ANOMALY_WARMUP_SAMPLES", 400, 1, 1_000_000),
+      settleMs: int(env, "ANOMALY_SETTLE_MS", 60_000, 0, 3_600_000),
+      checkpointMs: int(env, "ANOMALY_CHECKPOINT_MS", 30_000, 100, 3_600_000),
+    },
     plc: {
       count: int(env, "PLC_COUNT", 20, 0, 100_000),
       scanMs: int(env, "PLC_SCAN_MS", 1000, 10, 3_600_000),
       seed: int(env, "PLC_SEED", 1, 0, 2 ** 31 - 1),
       site: str(env, "PLC_SITE", "plant1"),
+      bufferMax: int(env, "PLC_BUFFER_MAX", 3600, 1, 10_000_000),
       ...shard(env),
     },
   };

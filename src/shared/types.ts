@@ -33,14 +33,27 @@ export interface TelemetryRecord extends DeviceAddress {
   values: Record<string, TagSample>;
 }
 
+/**
+ * Why input was dead-lettered, in a word a filter can match (the `reason` is for people):
+ * set by the preprocessor for MQTT input, `invalid-record` for unreadable Kafka records.
+ */
+export type DeadLetterCode = "invalid-topic" | "invalid-payload" | "unknown-device" | "invalid-telemetry" | "invalid-state" | "invalid-record";
+
 /** A record on `scada.deadletter.v1`: never silently dropped input. */
 export interface DeadLetterRecord {
   source: string;
+  /** Absent on records written before codes existed. */
+  code?: DeadLetterCode;
   reason: string;
   payload: string;
   encoding: "utf8" | "base64";
   at: number;
+  /** Size in bytes of a payload cut to its first DEAD_LETTER_PAYLOAD_MAX bytes (src/ingest/dead-letter.ts). */
+  truncatedFrom?: number;
 }
+
+/** What the preprocessor's validation path made of one MQTT message: forwarded, or why not. */
+export type IngestOutcome = { ok: true } | { ok: false; code: DeadLetterCode; reason: string };
 
 export interface TagDefinition {
   name: string;
@@ -90,6 +103,41 @@ export interface DeviceDocument extends DeviceAddress {
   state: "online" | "offline";
   tags: TagDefinition[];
   updatedAt: number;
+  /**
+   * An engineer's changes (PATCH /api/devices/{id}), kept apart from `tags`, which every birth
+   * rewrites. `devices.get`/`devices.list` return `tags` with these merged in.
+   */
+  overrides?: DeviceOverrides;
+  /** Free-text descriptions (name, description, location, ...), from the overrides. */
+  metadata?: Record<string, string>;
+}
+
+/** Alarm settings as a change carries them: `null` removes a setting. */
+export type TagAlarmOverride = { [K in keyof TagAlarmSettings]?: TagAlarmSettings[K] | null };
+
+/** An engineer's limits and alarm settings for one tag: `null` removes what the PLC's birth set. */
+export interface TagOverride {
+  lolo?: number | null;
+  lo?: number | null;
+  hi?: number | null;
+  hihi?: number | null;
+  alarm?: TagAlarmOverride;
+}
+
+/** The body of PATCH /api/devices/{id}. */
+export interface DeviceUpdate {
+  metadata?: Record<string, string | null>;
+  tags?: Record<string, TagOverride>;
+}
+
+/** What is stored of every change to a device (tag overrides as a list: tag names may hold dots). */
+export interface DeviceOverrides {
+  metadata: Record<string, string>;
+  tags: (TagOverride & { name: string })[];
+  updatedBy: string;
+  updatedAt: number;
+  /** Counts changes; a change is written only over the revision it was computed from. */
+  revision: number;
 }
 
 export type LimitKind = "hihi" | "hi" | "lo" | "lolo";
@@ -127,6 +175,27 @@ export interface AlarmTransition extends AlarmCondition {
   suppressed?: boolean;
   /** Why, for people: e.g. "zone_temp 195.2 above H 192". */
   message?: string;
+}
+
+/** A device's learned anomaly score (`GET /api/devices/{id}/anomaly`, action `anomaly-detector.scores`). */
+export interface DeviceAnomalyScore {
+  device: string;
+  /** Latest score in [0,1]; the device's anomaly alarm is raised at `threshold`. */
+  score: number;
+  active: boolean;
+  suppressed: boolean;
+  threshold: number;
+  /** True until the detector has learnt enough samples to score. */
+  warmingUp: boolean;
+  /** Samples the detector has learnt from (checkpoints included). */
+  samples: number;
+  runState: string | null;
+  /** Continued from a checkpoint on this replica. */
+  restored: boolean;
+  /** The numeric tags the detector watches, in sample order. */
+  tags: string[];
+  /** The latest scored sample: the most deviant tags with value, expected value and robust z. */
+  last: { ts: number; score: number; warmingUp: boolean; tags: { tag: string; value: number | null; expected: number; z: number; share?: number }[] } | null;
 }
 
 /**

@@ -131,7 +131,7 @@ describe("Docker Compose (docker-compose.yml)", function () {
       const deps = compose.services[name]?.depends_on as Record<string, { condition: string }>;
       assert.equal(deps["kafka-topics"]?.condition, "service_completed_successfully", name);
     }
-    for (const name of ["devices", "historian", "alarms"]) assert.equal((compose.services[name]?.depends_on as Record<string, { condition: string }>).mongo?.condition, "service_healthy", name);
+    for (const name of ["devices", "historian", "anomaly-detector", "alarms"]) assert.equal((compose.services[name]?.depends_on as Record<string, { condition: string }>).mongo?.condition, "service_healthy", name);
     for (const name of ["plc-simulator", "preprocessor"]) assert.equal((compose.services[name]?.depends_on as Record<string, { condition: string }>).mosquitto?.condition, "service_healthy", name);
   });
 
