@@ -50,7 +50,8 @@ const layout: Record<string, string> = {
   preprocessor: "preprocessor",
   historian: "historian",
   "anomaly+alarms": "anomaly-detector,alarms",
-  "api+devices+control": "api,devices,control",
+  // dead-letters idles here unless input is bad; it must run somewhere for /api/health to be ok.
+  "api+devices+control": "api,devices,control,dead-letters",
 };
 
 const env = await isolatedEnv("bench", { PLC_COUNT: String(plcs), PLC_SCAN_MS: String(scanMs), LOG_LEVEL: "error" });

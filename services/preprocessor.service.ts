@@ -1,4 +1,4 @@
-import type { ServiceSchema } from "moleculer";
+import type { Context, ServiceSchema } from "moleculer";
 import { deviceCacheMixin } from "../mixins/device-cache.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
@@ -7,18 +7,24 @@ import { deadLetter } from "../src/ingest/dead-letter.ts";
 import { normalizeState, normalizeTelemetry, parseJsonObject } from "../src/ingest/telemetry.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import { kindFilter, parseDeviceTopic, type ParsedTopic } from "../src/shared/topics.ts";
-import type { DeviceDocument } from "../src/shared/types.ts";
+import type { DeadLetterCode, DeadLetterRecord, DeviceDocument, IngestOutcome } from "../src/shared/types.ts";
 
 export interface PreprocessorStats {
   received: number;
   forwarded: number;
   deadLettered: number;
   deadLetterReasons: Record<string, number>;
+  /** Dead letters run through validation again (`replay`), whatever the outcome. */
+  replayed: number;
 }
 
 /** Counts dead letters by the reason's first words, so hostile input cannot grow the map without bound. */
 function reasonKey(reason: string): string {
   return reason.split(/[:"(]/)[0].trim().slice(0, 60);
+}
+
+function refuse(code: DeadLetterCode, reason: string): IngestOutcome {
+  return { ok: false, code, reason };
 }
 
 /** MQTT → validate → normalize → enrich (device registry) → Kafka, keyed by device; rejects to the dead-letter topic. */
@@ -42,55 +48,82 @@ export default function createPreprocessorService(config: PlantwireConfig): Serv
           return this.stats as PreprocessorStats;
         },
       },
+
+      /**
+       * Runs a message through the same validation path as the MQTT subscription (the dead-letters
+       * service replays with it). A message still invalid is not dead-lettered again: the answer
+       * carries the reason, and the caller keeps the original dead letter.
+       */
+      replay: {
+        visibility: "public",
+        params: {
+          topic: { type: "string", min: 1, max: 1024 },
+          payload: { type: "string", max: 16 * 1024 * 1024 },
+          encoding: { type: "enum", values: ["utf8", "base64"] },
+        },
+        async handler(ctx: Context<{ topic: string; payload: string; encoding: "utf8" | "base64" }>): Promise<IngestOutcome> {
+          const outcome = (await this.ingest(ctx.params.topic, Buffer.from(ctx.params.payload, ctx.params.encoding))) as IngestOutcome;
+          (this.stats as PreprocessorStats).replayed++;
+          this.logger.info("replayed a dead letter", { topic: ctx.params.topic, ok: outcome.ok, reason: outcome.ok ? undefined : outcome.reason });
+          return outcome;
+        },
+      },
     },
 
     methods: {
       async handleMqttMessage(topic: string, payload: Buffer): Promise<void> {
-        const stats = this.stats as PreprocessorStats;
-        stats.received++;
-        const parsedTopic = parseDeviceTopic(config.topicRoot, topic);
-        if (!parsedTopic) return this.reject(topic, "topic does not match {root}/{site}/{area}/{line}/{device}/{kind}", payload);
-        const json = parseJsonObject(payload, config.maxPayloadBytes);
-        if (!json.ok) return this.reject(topic, json.reason, payload);
-        if (parsedTopic.kind === "state") return this.handleState(topic, parsedTopic, json.value, payload);
-        return this.handleTelemetry(topic, parsedTopic, json.value, payload);
+        (this.stats as PreprocessorStats).received++;
+        const outcome = (await this.ingest(topic, payload)) as IngestOutcome;
+        if (!outcome.ok) await this.reject(topic, outcome, payload);
       },
 
-      async handleTelemetry(topic: string, address: ParsedTopic, data: Record<string, unknown>, payload: Buffer): Promise<void> {
+      /** The one validation path of a message, whether it came from MQTT or is a dead letter replayed. */
+      async ingest(topic: string, payload: Buffer): Promise<IngestOutcome> {
+        const parsedTopic = parseDeviceTopic(config.topicRoot, topic);
+        if (!parsedTopic) return refuse("invalid-topic", "topic does not match {root}/{site}/{area}/{line}/{device}/{kind}");
+        // An empty retained message clears a state topic: nothing to register (and not a dead letter).
+        if (parsedTopic.kind === "state" && payload.length === 0) return { ok: true };
+        const json = parseJsonObject(payload, config.maxPayloadBytes);
+        if (!json.ok) return refuse("invalid-payload", json.reason);
+        if (parsedTopic.kind === "state") return this.handleState(parsedTopic, json.value);
+        return this.handleTelemetry(parsedTopic, json.value);
+      },
+
+      async handleTelemetry(address: ParsedTopic, data: Record<string, unknown>): Promise<IngestOutcome> {
         const tags = await this.lookupDeviceTags(address.device);
-        if (!tags) return this.reject(topic, `unknown device "${address.device}": no birth message registered it`, payload);
+        if (!tags) return refuse("unknown-device", `unknown device "${address.device}": no birth message registered it`);
         const record = normalizeTelemetry(data, address, tags, Date.now());
-        if (!record.ok) return this.reject(topic, record.reason, payload);
+        if (!record.ok) return refuse("invalid-telemetry", record.reason);
         await this.kafkaProduce("telemetry", [{ key: address.device, value: JSON.stringify(record.value) }]);
         (this.stats as PreprocessorStats).forwarded++;
+        return { ok: true };
       },
 
-      async handleState(topic: string, address: ParsedTopic, data: Record<string, unknown>, payload: Buffer): Promise<void> {
-        // An empty retained message clears the topic: nothing to register.
-        if (payload.length === 0) return;
+      async handleState(address: ParsedTopic, data: Record<string, unknown>): Promise<IngestOutcome> {
         const state = normalizeState(data);
-        if (!state.ok) return this.reject(topic, state.reason, payload);
+        if (!state.ok) return refuse("invalid-state", state.reason);
         const { site, area, line, device } = address;
         const registered: DeviceDocument = await this.broker.call("devices.register", { site, area, line, device, ...state.value });
         this.rememberDeviceTags(device, registered.tags);
         const event = { type: "device.state", device, site, area, line, state: state.value.state, ts: state.value.ts };
         await this.kafkaProduce("events", [{ key: device, value: JSON.stringify(event) }]);
         (this.stats as PreprocessorStats).forwarded++;
+        return { ok: true };
       },
 
-      async reject(topic: string, reason: string, payload: Buffer): Promise<void> {
-        const record = deadLetter(topic, reason, payload, Date.now());
+      async reject(topic: string, outcome: { code: DeadLetterCode; reason: string }, payload: Buffer): Promise<void> {
+        const record: DeadLetterRecord = { ...deadLetter(topic, outcome.reason, payload, Date.now()), code: outcome.code };
         await this.kafkaProduce("deadletter", [{ key: topic, value: JSON.stringify(record) }]);
         const stats = this.stats as PreprocessorStats;
         stats.deadLettered++;
-        const key = reasonKey(reason);
+        const key = reasonKey(outcome.reason);
         stats.deadLetterReasons[key] = (stats.deadLetterReasons[key] ?? 0) + 1;
-        this.logger.warn("dead-lettered MQTT message", { topic, reason });
+        this.logger.warn("dead-lettered MQTT message", { topic, code: outcome.code, reason: outcome.reason });
       },
     },
 
     created() {
-      this.stats = { received: 0, forwarded: 0, deadLettered: 0, deadLetterReasons: {} } satisfies PreprocessorStats;
+      this.stats = { received: 0, forwarded: 0, deadLettered: 0, deadLetterReasons: {}, replayed: 0 } satisfies PreprocessorStats;
     },
   };
 }
