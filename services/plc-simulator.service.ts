@@ -8,6 +8,7 @@ import { FAULT_TYPES, FaultSpecError } from "../src/plc/faults.ts";
 import type { MachineType } from "../src/plc/model.ts";
 import { plantLayout, shardOf } from "../src/plc/plant-layout.ts";
 import { PlcActor } from "../src/plc/plc-actor.ts";
+import { StoreAndForward, type StoreAndForwardStats, type TelemetryLink } from "../src/plc/store-and-forward.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import type { HealthCheck } from "../src/shared/health.ts";
 import { deviceTopic } from "../src/shared/topics.ts";
@@ -35,6 +36,8 @@ export interface PlcListing {
   /** seq of the last telemetry message (null before the first). */
   seq: number | null;
   connected: boolean;
+  /** Telemetry store-and-forward: buffered, in flight, delivered, dropped (buffer full), retried. */
+  telemetry: StoreAndForwardStats;
   tripReason: string | null;
   activeFaults: GroundTruthRecord[];
 }
@@ -50,6 +53,7 @@ interface PlcSimulatorSettings extends ServiceSettingSchema {
 interface PlcLink {
   actor: PlcActor;
   client: MqttClient;
+  telemetry: StoreAndForward;
 }
 
 interface PlcSimulatorVars {
@@ -75,6 +79,37 @@ interface PlcSimulatorMethods {
 /** How long `started` waits for the PLCs to connect before scanning anyway (telemetry is buffered). */
 const CONNECT_WAIT_MS = 5_000;
 const STOP_PUBLISH_WAIT_MS = 3_000;
+/** Telemetry messages a PLC hands to its MQTT client at once; more wait in its store-and-forward buffer. */
+const TELEMETRY_IN_FLIGHT = 20;
+/** Pause before a PLC resends telemetry the broker had no subscriber for. */
+const TELEMETRY_RETRY_MS = 1_000;
+/** MQTT 5 PUBACK reason code "No matching subscribers". */
+const NO_MATCHING_SUBSCRIBERS = 16;
+
+/**
+ * QoS 1 publishing through mqtt.js that tells "no matching subscribers" from a delivery: mqtt.js
+ * reports both as success, so the PUBACK's reason code is read as the packet arrives (before the
+ * publish callback runs) and looked up by message id.
+ */
+function mqttTelemetryLink(client: MqttClient): TelemetryLink {
+  const unrouted = new Set<number>();
+  client.on("packetreceive", (packet) => {
+    if (packet.cmd === "puback" && packet.reasonCode === NO_MATCHING_SUBSCRIBERS && packet.messageId !== undefined) unrouted.add(packet.messageId);
+  });
+  return {
+    get connected() {
+      return client.connected;
+    },
+    publish: (topic, payload) =>
+      new Promise((resolve, reject) => {
+        client.publish(topic, payload, { qos: 1 }, (err, packet) => {
+          if (err) return reject(err);
+          const id = packet?.messageId;
+          resolve(id !== undefined && unrouted.delete(id) ? "no-subscribers" : "delivered");
+        });
+      }),
+  };
+}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -106,13 +141,14 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
         params: {},
         handler(): PlcListing[] {
           const now = Date.now();
-          return [...this.links.values()].map(({ actor, client }) => ({
+          return [...this.links.values()].map(({ actor, client, telemetry }) => ({
             device: actor.device,
             address: actor.address,
             machineType: actor.machineType,
             runState: actor.runState,
             seq: actor.lastSeq,
             connected: client.connected,
+            telemetry: telemetry.stats,
             tripReason: actor.tripReason,
             activeFaults: actor.activeFaults(now),
           }));
@@ -197,19 +233,22 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
           ...cleanSessionOptions(config, plcClientId(root, actor.address)),
           // Subscribed again on every connect below (a clean session starts without subscriptions).
           resubscribe: false,
-          // QoS 1 telemetry published while disconnected waits in the client's outgoing store and is
-          // resent in publish order once the connection is back (QoS 0 would be queued too).
+          // Telemetry waits in the PLC's own bounded store-and-forward buffer while disconnected;
+          // what the client holds (acks, ground truth, in-flight telemetry) it resends in order itself.
           queueQoSZero: true,
           will: { topic: stateTopic, payload: Buffer.from(JSON.stringify(actor.death(Date.now()))), qos: 1, retain: true },
         };
         const client = mqtt.connect(config.mqttUrl, options);
-        const link: PlcLink = { actor, client };
+        const telemetry = new StoreAndForward(mqttTelemetryLink(client), { capacity: config.plc.bufferMax, maxInFlight: TELEMETRY_IN_FLIGHT, retryMs: TELEMETRY_RETRY_MS });
+        const link: PlcLink = { actor, client, telemetry };
         const device = actor.device;
         client.on("connect", () => {
           this.logger.info("plc connected", { device, clientId: options.clientId });
           client.publish(stateTopic, JSON.stringify(actor.birth(Date.now())), { qos: 1, retain: true }, (err) => {
             if (err) this.logger.warn("plc birth not published", { device, error: err.message });
           });
+          // mqtt.js emits connect after resending its own store; buffered telemetry follows the birth.
+          telemetry.pump();
           client.subscribe(cmdTopic, { qos: 1 }, (err) => {
             if (err) this.logger.error("plc cmd subscription failed", { device, topic: cmdTopic, error: err.message });
           });
@@ -282,18 +321,16 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
 
       scanAll(): void {
         const now = Date.now();
-        for (const { actor, client } of this.links.values()) {
+        for (const { actor, telemetry } of this.links.values()) {
           try {
             const before = actor.runState;
-            const telemetry = actor.scan(now);
+            const sample = actor.scan(now);
             if (actor.runState !== before) {
               const context = { device: actor.device, from: before, to: actor.runState };
               if (actor.runState === "faulted") this.logger.warn("plc tripped", { ...context, reason: actor.tripReason });
               else this.logger.info("plc run state changed", context);
             }
-            client.publish(deviceTopic(root, actor.address, "telemetry"), JSON.stringify(telemetry), { qos: 1 }, (err) => {
-              if (err) this.logger.warn("telemetry not published", { device: actor.device, seq: telemetry.seq, error: err.message });
-            });
+            telemetry.enqueue(deviceTopic(root, actor.address, "telemetry"), JSON.stringify(sample));
           } catch (err) {
             this.logger.error("plc scan failed", { device: actor.device, error: (err as Error).message });
           }
@@ -303,6 +340,8 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
       async disconnectPlc(link: PlcLink): Promise<void> {
         const { actor, client } = link;
         const device = actor.device;
+        const unsent = link.telemetry.close();
+        if (unsent > 0) this.logger.warn("plc stopped with telemetry still buffered", { device, unsent });
         try {
           if (client.connected) {
             // An orderly DISCONNECT suppresses the Last Will: publish the offline state ourselves.

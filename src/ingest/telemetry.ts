@@ -11,6 +11,11 @@ export const TELEMETRY_LIMITS = {
 } as const;
 
 const TAG_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** "__proto__" fits the pattern, but as a key it would set an object's prototype instead of a tag. */
+function isTagName(name: string): boolean {
+  return TAG_NAME.test(name) && name !== "__proto__";
+}
 const QUALITIES: readonly Quality[] = ["good", "uncertain", "bad"];
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -47,6 +52,8 @@ function normalizeValue(tag: string, raw: unknown): Parsed<TagSample> {
   }
   if (typeof value === "number") {
     if (!Number.isFinite(value)) return fail(`values.${tag} is not a finite number`);
+    // JSON carries -0 as 0: normalize here so the record equals what Kafka delivers.
+    if (value === 0) value = 0;
   } else if (typeof value === "string") {
     if (value.length > TELEMETRY_LIMITS.maxStringLength) return fail(`values.${tag} is longer than ${TELEMETRY_LIMITS.maxStringLength} characters`);
   } else if (typeof value !== "boolean") {
@@ -77,7 +84,7 @@ export function normalizeTelemetry(
   const ranges = new Map((tags ?? []).map((t) => [t.name, t]));
   const normalized: Record<string, TagSample> = {};
   for (const name of names) {
-    if (!TAG_NAME.test(name)) return fail(`tag name "${name.slice(0, 80)}" is not valid`);
+    if (!isTagName(name)) return fail(`tag name "${name.slice(0, 80)}" is not valid`);
     const sample = normalizeValue(name, values[name]);
     if (!sample.ok) return sample;
     const def = ranges.get(name);
@@ -102,7 +109,7 @@ export function normalizeState(data: Record<string, unknown>): Parsed<StatePaylo
   if (!Array.isArray(tags) || tags.length > TELEMETRY_LIMITS.maxTags) return fail(`tags must be an array of at most ${TELEMETRY_LIMITS.maxTags} definitions`);
   const definitions: TagDefinition[] = [];
   for (const [i, tag] of tags.entries()) {
-    if (!isPlainObject(tag) || typeof tag.name !== "string" || !TAG_NAME.test(tag.name)) return fail(`tags[${i}].name is not a valid tag name`);
+    if (!isPlainObject(tag) || typeof tag.name !== "string" || !isTagName(tag.name)) return fail(`tags[${i}].name is not a valid tag name`);
     if (tag.type !== "number" && tag.type !== "boolean" && tag.type !== "string") return fail(`tags[${i}].type must be number, boolean or string`);
     const definition: TagDefinition = { name: tag.name, type: tag.type, unit: typeof tag.unit === "string" ? tag.unit.slice(0, 32) : "" };
     for (const key of ["min", "max", "lo", "hi"] as const) {
