@@ -108,6 +108,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
     actions: {
       list: {
         rest: "GET /alarms",
+        openapi: { summary: "Alarms, newest first, filtered by state, severity, device, tag and time" },
         params: {
           state: { type: "enum", values: Object.keys(STATE_FILTERS), optional: true },
           severity: { type: "enum", values: ["critical", "high", "medium", "low"], optional: true },
@@ -136,6 +137,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       kpis: {
         rest: "GET /alarms/kpis",
+        openapi: { summary: "Alarm KPIs: rate per 10 minutes, top bad actors, standing alarms, mean time to acknowledge" },
         params: {
           from: TIME,
           to: TIME,
@@ -168,6 +170,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       get: {
         rest: "GET /alarms/:id",
+        openapi: { summary: "One alarm with its journal (who, when, why)" },
         params: {
           id: ALARM_ID,
           journalLimit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true },
@@ -183,6 +186,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       ack: {
         rest: "POST /alarms/:id/ack",
+        openapi: { summary: "Acknowledge an alarm" },
         params: { id: ALARM_ID, comment: OPTIONAL_COMMENT },
         handler(ctx: Context<{ id: string; comment?: string }, OperatorMeta>): Promise<AlarmDocument> {
           return this.operatorAction(ctx.params.id, { type: "ack", comment: ctx.params.comment ?? null }, operatorOf(ctx));
@@ -191,6 +195,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       ackMany: {
         rest: "POST /alarms/ack",
+        openapi: { summary: "Acknowledge several alarms" },
         params: {
           ids: { type: "array", items: ALARM_ID, min: 1, max: 500, unique: true },
           comment: OPTIONAL_COMMENT,
@@ -218,6 +223,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       shelve: {
         rest: "POST /alarms/:id/shelve",
+        openapi: { summary: "Shelve an alarm for a while" },
         params: { id: ALARM_ID, durationMs: { type: "number", integer: true, min: 1, max: MAX_SHELVE_MS, convert: true }, comment: COMMENT },
         handler(ctx: Context<{ id: string; durationMs: number; comment: string }, OperatorMeta>): Promise<AlarmDocument> {
           return this.operatorAction(ctx.params.id, { type: "shelve", durationMs: ctx.params.durationMs, comment: ctx.params.comment }, operatorOf(ctx));
@@ -226,6 +232,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       unshelve: {
         rest: "POST /alarms/:id/unshelve",
+        openapi: { summary: "Unshelve an alarm" },
         params: { id: ALARM_ID, comment: OPTIONAL_COMMENT },
         handler(ctx: Context<{ id: string; comment?: string }, OperatorMeta>): Promise<AlarmDocument> {
           return this.operatorAction(ctx.params.id, { type: "unshelve", comment: ctx.params.comment ?? null }, operatorOf(ctx));
@@ -234,6 +241,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       comment: {
         rest: "POST /alarms/:id/comments",
+        openapi: { summary: "Add a comment to an alarm's journal" },
         params: { id: ALARM_ID, comment: COMMENT },
         handler(ctx: Context<{ id: string; comment: string }, OperatorMeta>): Promise<AlarmDocument> {
           return this.operatorAction(ctx.params.id, { type: "comment", comment: ctx.params.comment }, operatorOf(ctx));
@@ -242,6 +250,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       removeFromService: {
         rest: "POST /alarms/:id/remove-from-service",
+        openapi: { summary: "Take an alarm out of service" },
         params: { id: ALARM_ID, comment: OPTIONAL_COMMENT },
         handler(ctx: Context<{ id: string; comment?: string }, OperatorMeta>): Promise<AlarmDocument> {
           return this.operatorAction(ctx.params.id, { type: "remove-from-service", comment: ctx.params.comment ?? null }, operatorOf(ctx));
@@ -250,6 +259,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       returnToService: {
         rest: "POST /alarms/:id/return-to-service",
+        openapi: { summary: "Return an alarm to service" },
         params: { id: ALARM_ID, comment: OPTIONAL_COMMENT },
         handler(ctx: Context<{ id: string; comment?: string }, OperatorMeta>): Promise<AlarmDocument> {
           return this.operatorAction(ctx.params.id, { type: "return-to-service", comment: ctx.params.comment ?? null }, operatorOf(ctx));

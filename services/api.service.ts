@@ -1,8 +1,10 @@
 import type { Context, ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import type { ServerResponse } from "node:http";
+import { fileURLToPath } from "node:url";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { liveStreamAlias, liveStreamMixin } from "../mixins/live-stream.mixin.ts";
+import { openApiMixin } from "../mixins/openapi.mixin.ts";
 import { redisMixin } from "../mixins/redis.mixin.ts";
 import { ALL_SERVICES, type PlantwireConfig } from "../src/shared/config.ts";
 import { summarizeHealth, type SystemHealth } from "../src/shared/health-summary.ts";
@@ -34,13 +36,16 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
     name: "api",
     // Mixins stop in this order: the live stream first ends its open streams, which the gateway's
     // server.close() would otherwise wait for.
-    mixins: [liveStreamMixin(config), ApiGateway, redisMixin(config), healthMixin()],
+    mixins: [liveStreamMixin(config), ApiGateway, redisMixin(config), healthMixin(), openApiMixin()],
 
     settings: {
       rest: "/",
       port: config.apiPort,
       ip: config.apiHost,
       log4XXResponses: false,
+      // The operator dashboard (scripts/build-dashboard.sh builds it): static files at "/", served
+      // only for requests no route matched, so /api stays as it is.
+      assets: { folder: fileURLToPath(new URL("../dashboard/dist", import.meta.url)) },
       routes: [
         {
           path: "/api",
@@ -65,6 +70,7 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
     actions: {
       systemHealth: {
         rest: "GET /health",
+        openapi: { summary: "Every service and server with its status: 200 when all are up, 503 when degraded" },
         async handler(ctx: Context<unknown, { $statusCode?: number }>): Promise<SystemHealth> {
           const services = this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true, withActions: true }) as unknown as {
             name: string;

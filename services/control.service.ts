@@ -140,6 +140,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
     actions: {
       send: {
         rest: "POST /devices/:id/commands",
+        openapi: { summary: "Send a command (start, stop, reset, setpoint) to a PLC: 202 with the pending command", status: 202 },
         // Never retried by the caller: a retry would send the command to the PLC twice.
         retryPolicy: { enabled: false },
         params: {
@@ -169,6 +170,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
 
       get: {
         rest: "GET /commands/:id",
+        openapi: { summary: "One command with its status: pending, acknowledged, rejected or timed_out" },
         params: { id: COMMAND_ID },
         async handler(ctx: Context<{ id: string }>): Promise<CommandView> {
           const command = await this.commands.findOne({ _id: ctx.params.id });
@@ -179,6 +181,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
 
       list: {
         rest: "GET /commands",
+        openapi: { summary: "Recent commands, newest first, with who sent them and their outcome" },
         params: {
           device: { ...DEVICE_ID, optional: true },
           limit: { type: "number", integer: true, min: 1, max: 500, optional: true, convert: true },

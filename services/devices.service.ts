@@ -1,10 +1,13 @@
+import { randomUUID } from "node:crypto";
 import type { Context, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import type { Collection, Db, Filter } from "mongodb";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { mongoMixin } from "../mixins/mongo.mixin.ts";
+import { requesterOf } from "../src/control/commands.ts";
+import { applyDeviceUpdate, effectiveDevice } from "../src/devices/overrides.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
-import type { DeviceAddress, DeviceDocument, StatePayload } from "../src/shared/types.ts";
+import type { DeviceAddress, DeviceDocument, DeviceUpdate, StatePayload } from "../src/shared/types.ts";
 
 export type RegisterDeviceParams = DeviceAddress & StatePayload;
 
@@ -17,7 +20,58 @@ export interface ListDevicesParams {
   offset?: number;
 }
 
+export type UpdateDeviceParams = DeviceUpdate & { id: string };
+
+/** A device change as the `audit` collection records it, beside the commands' records. */
+export interface DeviceAuditDocument {
+  _id: string;
+  subject: "device";
+  event: "device.updated";
+  device: string;
+  user: string;
+  at: number;
+  change: DeviceUpdate;
+  revision: number;
+}
+
 const LEVEL = { type: "string", pattern: /^[A-Za-z0-9_.-]{1,64}$/ } as const;
+const LIMIT = { type: "number", optional: true, nullable: true } as const;
+const SEVERITY = { type: "enum", values: ["critical", "high", "medium", "low"], optional: true } as const;
+const DELAY_MS = { type: "number", integer: true, min: 0, max: 86_400_000, optional: true, nullable: true } as const;
+const TAG_OVERRIDE = {
+  type: "object",
+  strict: true,
+  props: {
+    lolo: LIMIT,
+    lo: LIMIT,
+    hi: LIMIT,
+    hihi: LIMIT,
+    alarm: {
+      type: "object",
+      optional: true,
+      strict: true,
+      props: {
+        severity: { type: "object", optional: true, nullable: true, strict: true, props: { lolo: SEVERITY, lo: SEVERITY, hi: SEVERITY, hihi: SEVERITY, roc: SEVERITY, stuck: SEVERITY } },
+        deadband: { type: "number", min: 0, optional: true, nullable: true },
+        onDelayMs: DELAY_MS,
+        offDelayMs: DELAY_MS,
+        rocPerSecond: { type: "number", positive: true, optional: true, nullable: true },
+        stuckAfterMs: { ...DELAY_MS, min: 1_000 },
+      },
+    },
+  },
+} as const;
+/** Attempts at writing a change over a concurrent one before answering 409. */
+const UPDATE_ATTEMPTS = 5;
+
+function badParameter(field: string, message: string): Errors.MoleculerClientError {
+  // Shaped like the validator's errors, so the gateway answers 400 naming the field.
+  return new Errors.MoleculerClientError(message, 400, "VALIDATION_ERROR", [{ field, message }]);
+}
+
+function notRegistered(id: string): Errors.MoleculerClientError {
+  return new Errors.MoleculerClientError(`device "${id}" is not registered`, 404, "DEVICE_NOT_FOUND", { id });
+}
 
 /** The device registry: seeded from the PLCs' birth messages, read through the Redis cacher. */
 export default function createDevicesService(config: PlantwireConfig): ServiceSchema {
@@ -50,17 +104,42 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
 
       get: {
         rest: "GET /devices/:id",
+        openapi: { summary: "One device: its place in the plant, tags with units, ranges and limits (the engineer's changes merged in), metadata" },
         cache: { keys: ["id"] },
         params: { id: LEVEL },
         async handler(ctx: Context<{ id: string }>): Promise<DeviceDocument> {
           const device = await (this.devices as Collection<DeviceDocument>).findOne({ _id: ctx.params.id });
-          if (!device) throw new Errors.MoleculerClientError(`device "${ctx.params.id}" is not registered`, 404, "DEVICE_NOT_FOUND", { id: ctx.params.id });
+          if (!device) throw notRegistered(ctx.params.id);
+          return effectiveDevice(device);
+        },
+      },
+
+      update: {
+        rest: "PATCH /devices/:id",
+        openapi: {
+          summary: "Change a device's limits, alarm settings and descriptions",
+          description: "Limits (`lolo ≤ lo < hi ≤ hihi`, inside the tag's engineering range; `null` removes one) and alarm settings of numeric tags, and free-text metadata. Kept over the PLC's next birth; recorded with who and when.",
+        },
+        params: {
+          id: LEVEL,
+          metadata: { type: "record", optional: true, key: { type: "string", pattern: /^[A-Za-z][A-Za-z0-9_-]{0,31}$/ }, value: { type: "string", max: 1000, nullable: true } },
+          tags: { type: "record", optional: true, key: LEVEL, value: TAG_OVERRIDE },
+        },
+        async handler(ctx: Context<UpdateDeviceParams, { user?: unknown }>): Promise<DeviceDocument> {
+          const { id, metadata, tags } = ctx.params;
+          // Only what was given: the audit record keeps the change as sent.
+          const change: DeviceUpdate = { ...(metadata ? { metadata } : {}), ...(tags ? { tags } : {}) };
+          const device = await this.updateOverrides(id, change, requesterOf(ctx.meta.user));
+          await this.broker.cacher?.clean("devices.**");
+          // The same event as a birth: device caches and alarm conditions take the new limits.
+          ctx.broadcast("device.registered", device);
           return device;
         },
       },
 
       list: {
         rest: "GET /devices",
+        openapi: { summary: "Registered devices, filtered by site, area, line and state, sorted by id, paginated" },
         cache: { keys: ["site", "area", "line", "state", "limit", "offset"] },
         params: {
           site: { ...LEVEL, optional: true },
@@ -83,7 +162,7 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
             collection.countDocuments(filter),
             collection.find(filter).sort({ _id: 1 }).skip(offset).limit(limit).toArray(),
           ]);
-          return { total, devices };
+          return { total, devices: devices.map(effectiveDevice) };
         },
       },
     },
@@ -107,12 +186,35 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
           throw err;
         });
         if (!updated) throw new Error(`device ${device} vanished during registration`);
-        return updated;
+        return effectiveDevice(updated);
+      },
+
+      /** Writes a change over the overrides it was checked against (retrying over a concurrent change); returns the effective device. */
+      async updateOverrides(id: string, update: DeviceUpdate, user: string): Promise<DeviceDocument> {
+        const collection = this.devices as Collection<DeviceDocument>;
+        for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+          const stored = await collection.findOne({ _id: id });
+          if (!stored) throw notRegistered(id);
+          const checked = applyDeviceUpdate(stored, update, user, Date.now());
+          if (!checked.ok) throw badParameter(checked.field, checked.message);
+          const revision = stored.overrides?.revision;
+          const updated = await collection.findOneAndUpdate(
+            { _id: id, ...(revision === undefined ? { overrides: { $exists: false } } : { "overrides.revision": revision }) },
+            { $set: { overrides: checked.value } },
+            { returnDocument: "after" },
+          );
+          if (!updated) continue;
+          const audit: DeviceAuditDocument = { _id: randomUUID(), subject: "device", event: "device.updated", device: id, user, at: checked.value.updatedAt, change: update, revision: checked.value.revision };
+          await (this.audit as Collection<DeviceAuditDocument>).insertOne(audit);
+          return effectiveDevice(updated);
+        }
+        throw new Errors.MoleculerClientError(`device "${id}" is being changed by someone else; try again`, 409, "CONFLICT", { id });
       },
     },
 
     async started() {
       this.devices = (this.db as Db).collection<DeviceDocument>("devices");
+      this.audit = (this.db as Db).collection<DeviceAuditDocument>("audit");
       await this.devices.createIndex({ site: 1, area: 1, line: 1 });
     },
   };
