@@ -275,6 +275,12 @@ export class RawWindowBuffer {
     return before - this.pendingCount;
   }
 
+  /** Whether a window of the device overlapping [from, to] holds records not stored yet. */
+  hasPending(device: string, from: number, to: number): boolean {
+    for (const w of this.windows.values()) if (w.device === device && w.pending.size > 0 && w.start <= to && w.start + this.options.spanMs > from) return true;
+    return false;
+  }
+
   /** The device's pending records with ts in [from, to] (not stored yet, so not in any chunk). */
   pendingRecords(device: string, from: number, to: number): TelemetryRecord[] {
     const records: TelemetryRecord[] = [];

@@ -2,7 +2,7 @@
 import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import { MongoClient } from "mongodb";
-import createHistorianService, { type HistorianStats, type HistoryResult, type LatestResult } from "../../services/historian.service.ts";
+import createHistorianService, { type HistorianStats, type LatestResult, type RawHistoryResult } from "../../services/historian.service.ts";
 import { bucketStart } from "../../src/historian/buckets.ts";
 import type { ChunkDocument } from "../../src/historian/chunks.ts";
 import { loadConfig } from "../../src/shared/config.ts";
@@ -79,7 +79,7 @@ describe("historian and alarms against Kafka, MongoDB and Redis", function () {
   it("stores consumed telemetry, answers history in order and the latest value", async () => {
     await produceTelemetry(env, records(0, 100, start, (i) => 5 + (i % 3)));
     const history = await waitFor("100 stored points", async () => {
-      const result = await broker.call<HistoryResult, object>("historian.history", { id: address.device, tag: "pressure", from: start, to: start + 200_000 });
+      const result = await broker.call<RawHistoryResult, object>("historian.history", { id: address.device, tag: "pressure", from: start, to: start + 200_000 });
       return result.points.length === 100 ? result : undefined;
     });
     assert.deepEqual(history.points.map((p) => p.seq), Array.from({ length: 100 }, (_, i) => i));
@@ -91,7 +91,7 @@ describe("historian and alarms against Kafka, MongoDB and Redis", function () {
     await produceTelemetry(env, records(0, 100, start, (i) => 5 + (i % 3)));
     await produceTelemetry(env, records(100, 10, start, () => 6));
     const history = await waitFor("the 10 records after the replay", async () => {
-      const result = await broker.call<HistoryResult, object>("historian.history", { id: address.device, tag: "pressure", from: start, to: start + 200_000 });
+      const result = await broker.call<RawHistoryResult, object>("historian.history", { id: address.device, tag: "pressure", from: start, to: start + 200_000 });
       return result.points.some((p) => p.seq === 109) ? result : undefined;
     });
     assert.equal(history.points.length, 110, "no sample duplicated by the replay");
@@ -133,7 +133,7 @@ describe("historian and alarms against Kafka, MongoDB and Redis", function () {
     assert.deepEqual(chunks.map((c) => c._id).sort(), [`${device}:${base}:0`, `${device}:${base}:1`, `${device}:${base + SPAN}:0`]);
     assert.deepEqual(chunks.find((c) => c._id === `${device}:${base}:1`)?.seq, [100], "the late record in chunk 1, alone");
     assert.ok([...seqCounts(chunks).values()].every((n) => n === 1), "no sample stored twice");
-    const history = await broker.call<HistoryResult, object>("historian.history", { id: device, tag: "pressure", from: base, to: base + 2 * SPAN });
+    const history = await broker.call<RawHistoryResult, object>("historian.history", { id: device, tag: "pressure", from: base, to: base + 2 * SPAN });
     assert.deepEqual(history.points.map((p) => p.seq), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100, 61]);
   });
 
@@ -148,7 +148,7 @@ describe("historian and alarms against Kafka, MongoDB and Redis", function () {
       await sleep(100);
     }
     await waitFor("the first records consumed", async () => {
-      const { points } = await broker.call<HistoryResult, object>("historian.history", { id: device, tag: "pressure", from: base, to: base + 3 * SPAN });
+      const { points } = await broker.call<RawHistoryResult, object>("historian.history", { id: device, tag: "pressure", from: base, to: base + 3 * SPAN });
       return points.length >= 60;
     });
     // The stream goes on while the service stops (writing its open windows) and starts again.
@@ -167,7 +167,7 @@ describe("historian and alarms against Kafka, MongoDB and Redis", function () {
       return seqCounts(stored).size === 150 ? stored : undefined;
     }, 60_000, 500);
     for (const [seq, n] of seqCounts(chunks)) assert.equal(n, 1, `seq ${seq} stored ${n} times`);
-    const history = await broker.call<HistoryResult, object>("historian.history", { id: device, tag: "pressure", from: base, to: base + 3 * SPAN });
+    const history = await broker.call<RawHistoryResult, object>("historian.history", { id: device, tag: "pressure", from: base, to: base + 3 * SPAN });
     assert.deepEqual(history.points.map((p) => p.seq), seqs);
   });
 
@@ -204,7 +204,7 @@ describe("historian and alarms against Kafka, MongoDB and Redis", function () {
       const liveBase = bucketStart(Date.now(), SPAN) + SPAN;
       await produceToPartitions(env, [1, 2, 3].map((seq) => ({ record: deviceRecords(live, [seq], liveBase)[0], partition: livePartition })));
       const liveHistory = await waitFor("the other replica's buffered records in the history", async () => {
-        const result = await broker.call<HistoryResult, object>("historian.history", { id: live, tag: "pressure", from: liveBase, to: liveBase + SPAN - 1 });
+        const result = await broker.call<RawHistoryResult, object>("historian.history", { id: live, tag: "pressure", from: liveBase, to: liveBase + SPAN - 1 });
         return result.points.length === 3 ? result : undefined;
       });
       assert.deepEqual(liveHistory.points.map((p) => p.seq), [1, 2, 3]);
