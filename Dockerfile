@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for every plantwire service: SERVICES picks which run in a container
 # (e.g. SERVICES=historian; default: all). Node 22 runs the TypeScript directly by type stripping
-# (no build step), so the image holds the sources and the production dependencies only.
+# (no build step), so the image holds the sources and the production dependencies only, plus the
+# dashboard's static files, built in a stage of their own.
 #
 #   docker build -t plantwire:0.1.0 .
 #   docker run --rm -e SERVICES=api -p 8000:8000 plantwire:0.1.0
@@ -16,6 +17,16 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: no production dependency needs an install script.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
+
+# --- the operator dashboard's production build (Vite; dev dependencies stay in this stage) -----
+FROM node:22.22.1-trixie-slim AS dashboard
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY dashboard ./dashboard
+COPY src ./src
+COPY scripts/build-dashboard.sh ./scripts/
+RUN bash scripts/build-dashboard.sh
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM node:22.22.1-trixie-slim AS runtime
@@ -32,6 +43,7 @@ COPY src ./src
 COPY services ./services
 COPY mixins ./mixins
 COPY scripts ./scripts
+COPY --from=dashboard /app/dashboard/dist ./dashboard/dist
 COPY deploy/docker/entrypoint.sh /usr/local/bin/plantwire-entrypoint.sh
 
 # Numeric uid/gid (the base image's `node` user): Kubernetes can only verify runAsNonRoot

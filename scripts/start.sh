@@ -10,6 +10,7 @@ export PATH="$repo/node_modules/.bin:$PATH"
 api_port="${API_PORT:-8000}"
 cat <<TXT
 ==> starting plantwire services (${SERVICES:-all services in one process}) with ${PLC_COUNT:-20} simulated PLCs
+    HMI:     http://127.0.0.1:${api_port}/   (operator dashboard: docs/dashboard.md)
     API:     http://127.0.0.1:${api_port}/api/health   (devices: /api/devices, alarms: /api/alarms)
     MQTT:    mqtt://127.0.0.1:1883  and ws://127.0.0.1:9001   (topics: scada/v1/#)
     REPL:    npm run repl   (in another terminal)
