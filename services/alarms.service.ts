@@ -2,6 +2,7 @@ import type { Context, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import type { EachBatchPayload } from "kafkajs";
 import type { Collection, Db } from "mongodb";
+import { auditMixin } from "../mixins/audit.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
 import { mongoMixin } from "../mixins/mongo.mixin.ts";
@@ -97,7 +98,7 @@ function isTransition(record: AlarmTopicRecord): record is AlarmTransition {
 export default function createAlarmsService(config: PlantwireConfig): ServiceSchema<AlarmsSettings & { rest: string }> {
   return {
     name: "alarms",
-    mixins: [kafkaMixin(config), mongoMixin(config), healthMixin()],
+    mixins: [kafkaMixin(config), mongoMixin(config), auditMixin(), healthMixin()],
 
     settings: {
       rest: "/",
@@ -293,16 +294,22 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
             await this.publishLifecycle(result.alarm, result.events);
             return { alarm: result.alarm, events: result.events };
           }
-          if (attempt >= SAVE_ATTEMPTS) throw new Error(`alarm ${alarmId} kept changing under ${SAVE_ATTEMPTS} attempts to update it`);
+          // Contention, not a fault: an operator may try again (the Kafka consumer retries the batch).
+          if (attempt >= SAVE_ATTEMPTS) throw new Errors.MoleculerClientError(`alarm "${alarmId}" is being changed by someone else; try again`, 409, "CONFLICT", { id: alarmId });
         }
       },
 
       async operatorAction(alarmId: string, input: AlarmInput, user: string): Promise<AlarmDocument> {
         const machine = (this.settings as AlarmsSettings).machine;
-        const { alarm } = await this.transact(alarmId, (current: AlarmDocument | null) => {
+        const { alarm, events } = await this.transact(alarmId, (current: AlarmDocument | null) => {
           if (!current) throw notFound(alarmId);
           return applyInput(current, input, { user, at: Date.now() }, machine);
         });
+        // Only what changed something: an action that was a no-op wrote nothing.
+        if (events.length > 0) {
+          const { type, ...particulars } = input;
+          await this.appendAudit({ action: `alarm.${type}`, subject: "alarm", subjectId: alarmId, user, details: { ...particulars, state: (alarm as AlarmDocument).state } });
+        }
         return alarm as AlarmDocument;
       },
 

@@ -4,6 +4,7 @@ import type { Message } from "kafkajs";
 import type { Collection, Db } from "mongodb";
 import mqtt, { type MqttClient } from "mqtt";
 import { cleanSessionOptions } from "../mixins/mqtt.mixin.ts";
+import { auditMixin } from "../mixins/audit.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
 import { mongoMixin } from "../mixins/mongo.mixin.ts";
@@ -22,13 +23,18 @@ import {
   timeoutUpdate,
   validateCommand,
   withUpdate,
-  type AuditDocument,
+  type CommandAuditAction,
+  type CommandAuditRecord,
   type CommandDocument,
   type CommandRequest,
   type CommandView,
 } from "../src/control/commands.ts";
+import { listAuditEntries, verifyStoredChain } from "../src/audit/audit-store.ts";
+import type { AuditEntry, AuditInput, ChainVerdict } from "../src/audit/chain.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
+import { ValidationError } from "../src/shared/errors.ts";
 import type { HealthCheck } from "../src/shared/health.ts";
+import { parseTimeParam } from "../src/shared/time.ts";
 import type { KafkaTopicKind } from "../src/shared/topics.ts";
 import { deviceTopic, kindFilter, parseDeviceTopic } from "../src/shared/topics.ts";
 import type { CommandAck, DeviceDocument } from "../src/shared/types.ts";
@@ -40,6 +46,13 @@ export interface SendCommandParams extends CommandRequest {
 
 export interface ListCommandsParams {
   device?: string;
+  limit?: number;
+}
+
+export interface ListAuditParams {
+  from?: string | number;
+  to?: string | number;
+  subject?: string;
   limit?: number;
 }
 
@@ -68,7 +81,6 @@ interface ControlVars {
   mqttClient: MqttClient | undefined;
   mqttStopping: boolean;
   commands: Collection<CommandDocument>;
-  audit: Collection<AuditDocument>;
   timers: Map<string, NodeJS.Timeout>;
   inFlightEvents: Set<Promise<void>>;
   stats: ControlStats;
@@ -83,12 +95,13 @@ interface ControlMethods {
   applyAck(command: CommandDocument, device: string, ack: CommandAck, retry: boolean): Promise<void>;
   armTimeout(command: CommandDocument): void;
   expireIfDue(command: CommandDocument): Promise<CommandDocument>;
-  record(command: CommandDocument, event: AuditDocument["event"], at: number): Promise<void>;
-  insertAudit(record: AuditDocument): Promise<void>;
+  record(command: CommandDocument, event: CommandAuditAction, at: number): Promise<void>;
+  insertAudit(record: CommandAuditRecord): Promise<void>;
   emitEvent(command: CommandDocument, at: number): Promise<void>;
   adoptPendingCommands(): Promise<void>;
   // From the mixins.
   kafkaProduce(kind: KafkaTopicKind, messages: Message[]): Promise<void>;
+  appendAudit(input: AuditInput, key?: string): Promise<AuditEntry | null>;
 }
 
 const DEVICE_ID = { type: "string", pattern: /^[A-Za-z0-9_.-]{1,64}$/ } as const;
@@ -100,13 +113,18 @@ const STOP_EVENT_WAIT_MS = 5_000;
 /** A second try for an ack whose handling failed (MongoDB briefly away) before it is given up. */
 const ACK_RETRY_MS = 500;
 
-function isDuplicateKey(err: unknown): boolean {
-  return (err as { code?: number }).code === 11000;
-}
-
 function invalidParameter(field: string, message: string): Errors.MoleculerClientError {
   // Shaped like the validator's errors, so the gateway answers 400 naming the field.
   return new Errors.MoleculerClientError(message, 400, "VALIDATION_ERROR", [{ type: "command", field, message }]);
+}
+
+function timeParam(value: string | number | undefined, field: string): number | undefined {
+  try {
+    return value === undefined ? undefined : parseTimeParam(value, field, 0);
+  } catch (err) {
+    if (err instanceof ValidationError) throw invalidParameter(field, err.message);
+    throw err;
+  }
 }
 
 function settleWithin(promise: Promise<unknown>, ms: number): Promise<"done" | "late"> {
@@ -130,7 +148,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
 
   return {
     name: "control",
-    mixins: [kafkaMixin(config), mongoMixin(config), healthMixin()],
+    mixins: [kafkaMixin(config), mongoMixin(config), auditMixin(), healthMixin()],
 
     settings: {
       rest: "/",
@@ -192,6 +210,40 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
           const found = await this.commands.find(device ? { device } : {}).sort({ requestedAt: -1 }).limit(limit).toArray();
           const commands = await Promise.all(found.map((c) => this.expireIfDue(c)));
           return { commands: commands.map(commandView) };
+        },
+      },
+
+      // The audit trail's REST side lives here: control already owns auditing (ARCHITECTURE.md), and
+      // a service of its own would be one more deployment unit for two read-only routes.
+      audit: {
+        rest: "GET /audit",
+        openapi: {
+          summary: "Audit trail entries (who did what, when), newest first, filtered by time and subject",
+          description: "`from`/`to` (epoch ms or ISO-8601) bound the entries' `at`; `subject` is `command`, `device`, `alarm`, ...; `limit` 1..1000, default 100. Each entry: `seq`, `at`, `action`, `subject`, `subjectId`, `user`, `details`, `prevHash`, `hash` (docs/security.md).",
+        },
+        params: {
+          from: { type: "multi", rules: [{ type: "number", integer: true }, { type: "string", max: 40 }], optional: true },
+          to: { type: "multi", rules: [{ type: "number", integer: true }, { type: "string", max: 40 }], optional: true },
+          subject: { type: "string", pattern: /^[a-z][a-z0-9-]{0,31}$/, optional: true },
+          limit: { type: "number", integer: true, min: 1, max: 1000, optional: true, convert: true },
+        },
+        async handler(ctx: Context<ListAuditParams>): Promise<{ entries: Omit<AuditEntry, "_id">[] }> {
+          const { subject, limit = 100 } = ctx.params;
+          const from = timeParam(ctx.params.from, "from");
+          const to = timeParam(ctx.params.to, "to");
+          if (from !== undefined && to !== undefined && to < from) throw invalidParameter("to", "to must not be before from");
+          // A full scan on FerretDB (only _id lookups use its index): fine for an audit listing.
+          return { entries: await listAuditEntries(this.db, { from, to, subject, limit }) };
+        },
+      },
+
+      verifyAudit: {
+        rest: "GET /audit/verify",
+        openapi: { summary: "Check the audit trail's hash chain: ok, or the first broken link (edited, deleted, inserted or reordered entry)" },
+        // Reads the whole chain.
+        timeout: 120_000,
+        handler(): Promise<ChainVerdict> {
+          return verifyStoredChain(this.db);
         },
       },
 
@@ -374,18 +426,14 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
        * handled one after the other, so a Kafka outage would otherwise hold back every later ack
        * until its command timed out. The producer retries until Kafka is back, in order.
        */
-      async record(command: CommandDocument, event: AuditDocument["event"], at: number): Promise<void> {
+      async record(command: CommandDocument, event: CommandAuditAction, at: number): Promise<void> {
         await this.insertAudit(auditRecord(command, event, at));
         this.emitEvent(command, at).catch((err: Error) => this.logger.error("command event not published", { id: command._id, event, error: err.message }));
       },
 
-      /** Audit ids are deterministic: writing a record again (a redelivery) changes nothing. */
-      async insertAudit(record: AuditDocument): Promise<void> {
-        try {
-          await this.audit.insertOne(record);
-        } catch (err) {
-          if (!isDuplicateKey(err)) throw err;
-        }
+      /** Audit keys are deterministic: writing a record again (a redelivery) adds nothing to the chain. */
+      async insertAudit(record: CommandAuditRecord): Promise<void> {
+        await this.appendAudit(record.input, record.key);
       },
 
       emitEvent(command: CommandDocument, at: number): Promise<void> {
@@ -416,10 +464,8 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
 
     async started() {
       this.commands = this.db.collection<CommandDocument>("commands");
-      this.audit = this.db.collection<AuditDocument>("audit");
       await this.commands.createIndex({ device: 1, requestedAt: -1 });
       await this.commands.createIndex({ status: 1 });
-      await this.audit.createIndex({ commandId: 1 });
       this.mqttClient = await this.connectMqtt();
       // In the background: a full scan on FerretDB must not hold up the start.
       this.adoptPendingCommands().catch((err: Error) => this.logger.warn("pending commands not adopted", { error: err.message }));

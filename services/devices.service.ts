@@ -1,7 +1,7 @@
-import { randomUUID } from "node:crypto";
 import type { Context, ServiceSchema } from "moleculer";
 import { Errors } from "moleculer";
 import type { Collection, Db, Filter } from "mongodb";
+import { auditMixin } from "../mixins/audit.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { mongoMixin } from "../mixins/mongo.mixin.ts";
 import { requesterOf } from "../src/control/commands.ts";
@@ -21,18 +21,6 @@ export interface ListDevicesParams {
 }
 
 export type UpdateDeviceParams = DeviceUpdate & { id: string };
-
-/** A device change as the `audit` collection records it, beside the commands' records. */
-export interface DeviceAuditDocument {
-  _id: string;
-  subject: "device";
-  event: "device.updated";
-  device: string;
-  user: string;
-  at: number;
-  change: DeviceUpdate;
-  revision: number;
-}
 
 const LEVEL = { type: "string", pattern: /^[A-Za-z0-9_.-]{1,64}$/ } as const;
 const LIMIT = { type: "number", optional: true, nullable: true } as const;
@@ -77,7 +65,7 @@ function notRegistered(id: string): Errors.MoleculerClientError {
 export default function createDevicesService(config: PlantwireConfig): ServiceSchema {
   return {
     name: "devices",
-    mixins: [mongoMixin(config), healthMixin()],
+    mixins: [mongoMixin(config), auditMixin(), healthMixin()],
 
     settings: { rest: "/" },
 
@@ -204,8 +192,7 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
             { returnDocument: "after" },
           );
           if (!updated) continue;
-          const audit: DeviceAuditDocument = { _id: randomUUID(), subject: "device", event: "device.updated", device: id, user, at: checked.value.updatedAt, change: update, revision: checked.value.revision };
-          await (this.audit as Collection<DeviceAuditDocument>).insertOne(audit);
+          await this.appendAudit({ action: "device.updated", subject: "device", subjectId: id, user, at: checked.value.updatedAt, details: { change: update, revision: checked.value.revision } });
           return effectiveDevice(updated);
         }
         throw new Errors.MoleculerClientError(`device "${id}" is being changed by someone else; try again`, 409, "CONFLICT", { id });
@@ -214,7 +201,6 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
 
     async started() {
       this.devices = (this.db as Db).collection<DeviceDocument>("devices");
-      this.audit = (this.db as Db).collection<DeviceAuditDocument>("audit");
       await this.devices.createIndex({ site: 1, area: 1, line: 1 });
     },
   };

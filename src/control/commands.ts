@@ -3,6 +3,7 @@
 // matching, and the audit records and Kafka events each step produces. No Moleculer, MQTT or
 // MongoDB here: the service does the I/O, these functions decide.
 
+import type { AuditInput } from "../audit/chain.ts";
 import type { CommandAck, CommandPayload, DeviceAddress, DeviceDocument, TagDefinition } from "../shared/types.ts";
 
 export type CommandAction = CommandPayload["action"];
@@ -64,20 +65,15 @@ export interface CommandEvent extends DeviceAddress {
   ts: number;
 }
 
-/** One record per command and outcome in the `audit` collection; the id makes rewriting it harmless. */
-export interface AuditDocument {
-  _id: string;
-  subject: "command";
-  event: CommandEventType | "command.lateAck";
-  commandId: string;
-  device: string;
-  action: CommandAction;
-  tag?: string;
-  value?: number;
-  user: string;
-  status: CommandStatus;
-  reason: string | null;
-  at: number;
+export type CommandAuditAction = CommandEventType | "command.lateAck";
+
+/**
+ * A command step for the audit trail (src/audit/): the entry, and the key under which it is
+ * written once, so handling a redelivered ack again adds nothing to the chain.
+ */
+export interface CommandAuditRecord {
+  key: string;
+  input: AuditInput;
 }
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; field: string; message: string };
@@ -230,16 +226,17 @@ export function commandEvent(command: CommandDocument, ts: number): CommandEvent
   return event;
 }
 
-export function auditRecord(command: CommandDocument, event: AuditDocument["event"], at: number, reason: string | null = command.reason): AuditDocument {
+export function auditRecord(command: CommandDocument, event: CommandAuditAction, at: number, reason: string | null = command.reason): CommandAuditRecord {
   const { _id, device, action, tag, value, user, status } = command;
-  const record: AuditDocument = { _id: `command:${_id}:${event}`, subject: "command", event, commandId: _id, device, action, user, status, reason, at };
-  if (tag !== undefined) record.tag = tag;
-  if (value !== undefined) record.value = value;
-  return record;
+  return {
+    key: `command:${_id}:${event}`,
+    // The user is who sent the command, also on the steps the PLC or a timer caused.
+    input: { action: event, subject: "command", subjectId: _id, user, at, details: { device, action, tag, value, status, reason } },
+  };
 }
 
 /** The audit record of an ack that came after the command's timeout. */
-export function lateAckRecord(command: CommandDocument, lateAck: LateAck): AuditDocument {
+export function lateAckRecord(command: CommandDocument, lateAck: LateAck): CommandAuditRecord {
   const reason = `${lateAck.status} by the PLC after the timeout${lateAck.reason ? `: ${lateAck.reason}` : ""}`;
   return auditRecord(command, "command.lateAck", lateAck.receivedAt, reason);
 }

@@ -9,7 +9,8 @@ import { MongoClient, type Db } from "mongodb";
 import mqtt, { type MqttClient } from "mqtt";
 import type { ControlStats } from "../../services/control.service.ts";
 import type { PlcListing } from "../../services/plc-simulator.service.ts";
-import { newCommand, type AuditDocument, type CommandDocument, type CommandEvent, type CommandView } from "../../src/control/commands.ts";
+import type { AuditEntry } from "../../src/audit/chain.ts";
+import { newCommand, type CommandDocument, type CommandEvent, type CommandView } from "../../src/control/commands.ts";
 import { deviceTopic, kindFilter, parseDeviceTopic } from "../../src/shared/topics.ts";
 import type { DeviceDocument, StatePayload } from "../../src/shared/types.ts";
 import { cleanupRun, collectTopic, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
@@ -35,7 +36,7 @@ describe("control against Mosquitto, MongoDB, Kafka and the PLC simulator", func
       const command = await get(id);
       return command.status === "pending" ? undefined : command;
     }, timeoutMs);
-  const auditOf = (id: string) => db.collection<AuditDocument>("audit").find({ commandId: id }).toArray();
+  const auditOf = (id: string) => db.collection<AuditEntry>("audit").find({ subject: "command", subjectId: id }).toArray();
   const eventsOf = (id: string) => events.filter((e) => e.value.id === id);
 
   before(async () => {
@@ -82,8 +83,8 @@ describe("control against Mosquitto, MongoDB, Kafka and the PLC simulator", func
     });
     assert.equal(plc.runState, "running");
     const audit = await auditOf(sent.id);
-    assert.deepEqual(audit.map((a) => a.event).sort(), ["command.acknowledged", "command.sent"]);
-    assert.ok(audit.every((a) => a.user === "anonymous" && a.device === "oven-01" && a.tag === "temp_sp" && a.value === 170));
+    assert.deepEqual(audit.map((a) => a.action).sort(), ["command.acknowledged", "command.sent"]);
+    assert.ok(audit.every((a) => a.user === "anonymous" && a.details.device === "oven-01" && a.details.tag === "temp_sp" && a.details.value === 170));
     await waitFor("both events on Kafka", () => eventsOf(sent.id).length >= 2);
     assert.deepEqual(eventsOf(sent.id).map((e) => [e.key, e.value.type]), [["oven-01", "command.sent"], ["oven-01", "command.acknowledged"]]);
   });
@@ -100,7 +101,7 @@ describe("control against Mosquitto, MongoDB, Kafka and the PLC simulator", func
     assert.equal(start.status, "rejected");
     assert.equal(start.reason, "faulted: reset before starting");
     await waitFor("the rejection event", () => eventsOf(start.id).some((e) => e.value.type === "command.rejected" && e.value.reason === "faulted: reset before starting"));
-    assert.deepEqual((await auditOf(start.id)).map((a) => a.event).sort(), ["command.rejected", "command.sent"]);
+    assert.deepEqual((await auditOf(start.id)).map((a) => a.action).sort(), ["command.rejected", "command.sent"]);
   });
 
   it("refuses what the registry already rules out, naming the field, before anything is sent", async () => {
@@ -141,7 +142,7 @@ describe("control against Mosquitto, MongoDB, Kafka and the PLC simulator", func
       const late = await waitFor("the late ack", async () => (await get(sent.id)).lateAck);
       assert.equal(late.status, "accepted");
       assert.equal((await get(sent.id)).status, "timed_out", "the outcome stays");
-      assert.deepEqual((await auditOf(sent.id)).map((a) => a.event).sort(), ["command.lateAck", "command.sent", "command.timedOut"]);
+      assert.deepEqual((await auditOf(sent.id)).map((a) => a.action).sort(), ["command.lateAck", "command.sent", "command.timedOut"]);
     } finally {
       await fake.endAsync();
     }

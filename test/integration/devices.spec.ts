@@ -5,9 +5,9 @@ import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import { MongoClient } from "mongodb";
 import mqtt, { type MqttClient } from "mqtt";
-import type { DeviceAuditDocument } from "../../services/devices.service.ts";
+import type { AuditEntry } from "../../src/audit/chain.ts";
 import { deviceTopic } from "../../src/shared/topics.ts";
-import type { AlarmDocument, DeviceDocument, StatePayload } from "../../src/shared/types.ts";
+import type { AlarmDocument, DeviceDocument, DeviceUpdate, StatePayload } from "../../src/shared/types.ts";
 import { cleanupRun, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -106,8 +106,8 @@ describe("device updates (PATCH /api/devices/{id})", function () {
 
     const mongo = new MongoClient(env.MONGO_URL);
     try {
-      const audit = await mongo.db().collection<DeviceAuditDocument>("audit").find({ subject: "device", device: oven.device }).toArray();
-      assert.deepEqual(audit.map((a) => [a.event, a.user, a.change.tags?.zone_temp?.hi]), [["device.updated", "anonymous", 170]]);
+      const audit = await mongo.db().collection<AuditEntry>("audit").find({ subject: "device", subjectId: oven.device }).toArray();
+      assert.deepEqual(audit.map((a) => [a.action, a.user, (a.details.change as DeviceUpdate).tags?.zone_temp?.hi]), [["device.updated", "anonymous", 170]]);
     } finally {
       await mongo.close();
     }

@@ -197,7 +197,7 @@ describe("control: state transitions", () => {
     const withLate: CommandDocument = { ...timedOut, lateAck: outcome.lateAck };
     assert.deepEqual(ackOutcome(withLate, "oven-01", ack("accepted", undefined, T0 + 12_000), T0 + 13_000), { kind: "duplicate" });
     const record = lateAckRecord(withLate, outcome.lateAck);
-    assert.deepEqual([record._id, record.event, record.status, record.reason, record.at], ["command:c-1:command.lateAck", "command.lateAck", "timed_out", "accepted by the PLC after the timeout", T0 + 12_050]);
+    assert.deepEqual([record.key, record.input.action, record.input.details?.status, record.input.details?.reason, record.input.at], ["command:c-1:command.lateAck", "command.lateAck", "timed_out", "accepted by the PLC after the timeout", T0 + 12_050]);
   });
 
   it("matches an ack only from the device the command went to", () => {
@@ -208,26 +208,23 @@ describe("control: state transitions", () => {
 });
 
 describe("control: audit records and events", () => {
-  it("one audit record per command and outcome, with a deterministic id", () => {
+  it("one audit entry per command and outcome, under a deterministic key", () => {
     const command = pending();
     const sent = auditRecord(command, eventOf(command), T0);
     assert.deepEqual(sent, {
-      _id: "command:c-1:command.sent",
-      subject: "command",
-      event: "command.sent",
-      commandId: "c-1",
-      device: "oven-01",
-      action: "setpoint",
-      tag: "temp_sp",
-      value: 150,
-      user: "alice",
-      status: "pending",
-      reason: null,
-      at: T0,
+      key: "command:c-1:command.sent",
+      input: {
+        action: "command.sent",
+        subject: "command",
+        subjectId: "c-1",
+        user: "alice",
+        at: T0,
+        details: { device: "oven-01", action: "setpoint", tag: "temp_sp", value: 150, status: "pending", reason: null },
+      },
     });
     const rejected = withUpdate(command, { status: "rejected", reason: "nope", completedAt: T0 + 5, ackTs: T0 + 4 });
-    assert.equal(auditRecord(rejected, eventOf(rejected), T0 + 5)._id, "command:c-1:command.rejected");
-    assert.equal(auditRecord(rejected, eventOf(rejected), T0 + 5).reason, "nope");
+    assert.equal(auditRecord(rejected, eventOf(rejected), T0 + 5).key, "command:c-1:command.rejected");
+    assert.equal(auditRecord(rejected, eventOf(rejected), T0 + 5).input.details?.reason, "nope");
   });
 
   it("events are named after the status and carry the device's address", () => {
