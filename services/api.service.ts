@@ -1,8 +1,9 @@
-import type { Context, ServiceSchema } from "moleculer";
+import { Errors, type Context, type ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import type { ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
 import { healthMixin } from "../mixins/health.mixin.ts";
+import { kafkaLagMixin } from "../mixins/kafka-lag.mixin.ts";
 import { liveStreamAlias, liveStreamMixin } from "../mixins/live-stream.mixin.ts";
 import { openApiMixin } from "../mixins/openapi.mixin.ts";
 import { redisMixin } from "../mixins/redis.mixin.ts";
@@ -30,13 +31,31 @@ export function errorResponse(err: ErrorLike): { status: number; body: { error: 
   return { status, body: { error: { type: err.type ?? (status === 404 ? "NOT_FOUND" : "ERROR"), message } } };
 }
 
+/** Deeper than any request body of the API (PATCH /devices/{id} nests 5 levels). */
+export const MAX_PARAMS_DEPTH = 32;
+
+/**
+ * Whether a request's parameters nest deeper than `max` objects/arrays. Iterative: the point is to
+ * refuse, before the call, a body that the transporter's JSON.stringify would overflow the stack on.
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (node === null || typeof node !== "object") continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** moleculer-web gateway: the REST API on port 8000. */
 export default function createApiService(config: PlantwireConfig): ServiceSchema<ApiSettingsSchema> {
   return {
     name: "api",
     // Mixins stop in this order: the live stream first ends its open streams, which the gateway's
     // server.close() would otherwise wait for.
-    mixins: [liveStreamMixin(config), ApiGateway, redisMixin(config), healthMixin(), openApiMixin()],
+    mixins: [liveStreamMixin(config), ApiGateway, redisMixin(config), healthMixin(), openApiMixin(), kafkaLagMixin(config)],
 
     settings: {
       rest: "/",
@@ -56,6 +75,12 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
           // Server-Sent Events, written by the live-stream mixin (docs/api.md "Live stream").
           aliases: { "GET /stream": liveStreamAlias },
           bodyParsers: { json: { limit: "64kb" }, urlencoded: false },
+          onBeforeCall(_ctx: Context, _route: unknown, req: { $params?: unknown }) {
+            if (nestedDeeperThan(req.$params, MAX_PARAMS_DEPTH)) {
+              const message = `the request nests deeper than ${MAX_PARAMS_DEPTH} levels`;
+              throw new Errors.MoleculerClientError(message, 400, "VALIDATION_ERROR", [{ field: "body", message }]);
+            }
+          },
           onError(this: { logger: { error: (...args: unknown[]) => void } }, req: { method?: string; url?: string }, res: ServerResponse, err: ErrorLike) {
             const { status, body } = errorResponse(err);
             if (status >= 500) this.logger.error("request failed", { method: req.method, url: req.url, error: err.message, code: err.code });
