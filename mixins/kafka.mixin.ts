@@ -1,6 +1,7 @@
 import type { Logger, ServiceSchema } from "moleculer";
 import { Kafka, logLevel as KafkaLogLevel, Partitioners, type Consumer, type EachBatchPayload, type Message, type Producer } from "kafkajs";
 import type { PlantwireConfig } from "../src/shared/config.ts";
+import { consumerGroupId } from "../src/kafka/consumer-lag.ts";
 import { probe, type HealthCheck } from "../src/shared/health.ts";
 import { KAFKA_TOPICS, kafkaTopic, type KafkaTopicKind } from "../src/shared/topics.ts";
 
@@ -89,7 +90,7 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
 
       async kafkaConsume(options: KafkaConsumerOptions): Promise<Consumer> {
         const consumer = (this.kafka as Kafka).consumer({
-          groupId: `${config.namespace}.${options.group}`,
+          groupId: consumerGroupId(config.namespace, options.group),
           sessionTimeout: 10_000,
           heartbeatInterval: 1_000,
           rebalanceTimeout: 20_000,

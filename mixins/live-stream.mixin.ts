@@ -6,6 +6,7 @@ import { Errors, type Context, type ServiceSchema } from "moleculer";
 import type { GatewayResponse, IncomingRequest } from "moleculer-web";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import { createKafkaClient } from "./kafka.mixin.ts";
+import { consumerGroupId, LIVE_STREAM_GROUP } from "../src/kafka/consumer-lag.ts";
 import { ValidationError } from "../src/shared/errors.ts";
 import type { HealthCheck } from "../src/shared/health.ts";
 import { kafkaTopic } from "../src/shared/topics.ts";
@@ -315,7 +316,7 @@ export function liveStreamMixin(config: PlantwireConfig, options: StreamOptions 
       this.streamToldTopicsMissing = false;
       this.streamConsumerStats = {
         // Unique per process: a restarted replica never shares a group with its own ghost.
-        groupId: `${config.namespace}.api-stream.${this.broker.nodeID}.${randomUUID().slice(0, 8)}`,
+        groupId: consumerGroupId(config.namespace, `${LIVE_STREAM_GROUP}.${this.broker.nodeID}.${randomUUID().slice(0, 8)}`),
         state: "starting",
         partitions: 0,
         lastFetchAt: null,

@@ -2,8 +2,9 @@
 import type { AlarmKpis } from "../../src/alarms/alarm-kpis.ts";
 import type { JournalPage } from "../../src/alarms/alarm-store.ts";
 import type { CommandRequest, CommandView } from "../../src/control/commands.ts";
+import type { KafkaLagReport } from "../../src/kafka/consumer-lag.ts";
 import type { SystemHealth } from "../../src/shared/health-summary.ts";
-import type { AlarmDocument, DeviceDocument, HistoryPoint, LatestValue } from "../../src/shared/types.ts";
+import type { AlarmDocument, DeviceAnomalyScore, DeviceDocument, HistoryPoint, LatestValue } from "../../src/shared/types.ts";
 
 export class ApiError extends Error {
   readonly status: number;
@@ -68,6 +69,17 @@ export const api = {
   /** 503 still carries the health report (some service or server is down). */
   health: () => request<SystemHealth>("/health", undefined, [503]),
   streamStats: () => request<StreamStats>("/stream/stats"),
+  /** Consumer lag per group; 503 (an ApiError) when Kafka is unreachable. */
+  kafkaLag: () => request<KafkaLagReport>("/system/kafka"),
+  /** Null while the detector has evaluated none of the device's telemetry (404). */
+  anomaly: async (id: string) => {
+    try {
+      return await request<DeviceAnomalyScore & { source: "live" | "checkpoint" }>(`/devices/${encodeURIComponent(id)}/anomaly`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
+    }
+  },
   /** Null while the gateway has no dead-letter route (404). */
   deadLetters: async () => {
     try {

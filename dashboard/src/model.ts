@@ -114,3 +114,32 @@ export function numericValue(v: TagValue | undefined): number | null {
   if (typeof v === "boolean") return v ? 1 : 0;
   return null;
 }
+
+/**
+ * How a consumer group's lag is going. Some lag is normal: the historian commits only after it
+ * wrote a whole time window, so its lag rises for a minute and falls again. Abnormal is a lag
+ * that has not come down once over `windowMs` while rising, or lag with no consumer at all.
+ */
+export type LagTrend = "normal" | "growing" | "no-consumer";
+
+/** Keeps each group's recent lag readings (bounded by the window) and judges them. */
+export class LagWatch {
+  readonly #windowMs: number;
+  readonly #readings = new Map<string, { at: number; lag: number }[]>();
+
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
+
+  take(groupId: string, at: number, lag: number, members: number): LagTrend {
+    const readings = this.#readings.get(groupId) ?? [];
+    this.#readings.set(groupId, readings);
+    if (readings.length === 0 || at > readings[readings.length - 1].at) readings.push({ at, lag });
+    // Keep one reading at or before the window's start, so the window is known to be covered.
+    while (readings.length > 2 && readings[1].at <= at - this.#windowMs) readings.shift();
+    if (lag > 0 && members === 0) return "no-consumer";
+    const covered = at - readings[0].at >= this.#windowMs;
+    const neverFell = readings.every((r, i) => i === 0 || r.lag >= readings[i - 1].lag);
+    return covered && neverFell && lag > readings[0].lag ? "growing" : "normal";
+  }
+}

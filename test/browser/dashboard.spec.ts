@@ -1,7 +1,8 @@
 // The operator dashboard in a real browser (Debian's chromium, headless, driven by playwright-core)
 // against the whole system as a user starts it: the overview goes live, a trend shows history and
-// live points, a simulated overheat shows up in the alarm console and is acknowledged there, and a
-// setpoint sent from the command panel reaches the PLC. Each test leaves a screenshot of its
+// live points with the device's anomaly score under it, a simulated overheat shows up in the alarm
+// console and is acknowledged there, a setpoint sent from the command panel reaches the PLC, and
+// the system screen shows Kafka consumer lag per group. Each test leaves a screenshot of its
 // screen in docs/screenshots/ (the README's pictures).
 import { strict as assert } from "node:assert";
 import { execFileSync } from "node:child_process";
@@ -10,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import { ServiceBroker } from "moleculer";
 import type { Browser, Page } from "playwright-core";
 import type { CommandView } from "../../src/control/commands.ts";
-import type { AlarmDocument, DeviceDocument, LatestValue } from "../../src/shared/types.ts";
+import type { KafkaLagReport } from "../../src/kafka/consumer-lag.ts";
+import type { AlarmDocument, DeviceAnomalyScore, DeviceDocument, LatestValue } from "../../src/shared/types.ts";
 import { launchChromium } from "../helpers/browser.ts";
 import { cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -50,8 +52,9 @@ describe("operator dashboard in headless Chromium", function () {
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.on("pageerror", (err) => pageErrors.push(err.message));
     page.on("console", (msg) => {
-      // The dead-letter route may not exist yet: the health screen hides its panel on that 404.
-      if (msg.type() === "error" && !msg.location().url.includes("/api/dead-letters")) pageErrors.push(`${msg.text()} (${msg.location().url})`);
+      // The dead-letter route may not exist yet: the health screen hides its panel on that 404. A
+      // device has no anomaly score (404) until the detector evaluated its first sample.
+      if (msg.type() === "error" && !/\/api\/(dead-letters|devices\/[^/]+\/anomaly)/.test(msg.location().url)) pageErrors.push(`${msg.text()} (${msg.location().url})`);
     });
   });
 
@@ -112,6 +115,21 @@ describe("operator dashboard in headless Chromium", function () {
     // A second tag, ticked in the table, gets its own chart with its own history.
     await page.locator('input[data-trend="bearing_temp"]').check();
     await waitFor("the second trend's history", async () => Number(await page.locator('.legend[data-tag="bearing_temp"]').getAttribute("data-history")) > 0, 15_000);
+
+    // Under the trend: the device's current anomaly score, as the detector reports it, and its
+    // series growing while the page is open.
+    const { status, body: score } = await getJson<DeviceAnomalyScore>(`${api}/devices/pump-01/anomaly`);
+    assert.equal(status, 200);
+    assert.equal(score.device, "pump-01");
+    const shown = page.locator('[data-role="anomaly-score"][data-score]');
+    await shown.waitFor({ timeout: 10_000 });
+    const value = Number(await shown.getAttribute("data-score"));
+    assert.ok(value >= 0 && value <= 1, `a score in [0, 1]: ${value}`);
+    assert.equal(await shown.innerText(), value.toFixed(2));
+    assert.match(await page.locator('[data-role="anomaly-state"]').innerText(), /^(learning \(\d+ samples\)|normal|ANOMALY) · alarm at 0?\.\d+$/);
+    const scores = page.locator('[data-role="anomaly-legend"]');
+    await waitFor("the anomaly score series growing", async () => Number(await scores.getAttribute("data-points")) >= 3, 15_000);
+    assert.equal(await page.locator('[data-role="anomaly-chart"] canvas').count(), 1);
     await page.screenshot({ path: `${SCREENSHOTS}/device.png`, fullPage: true });
   });
 
@@ -176,6 +194,26 @@ describe("operator dashboard in headless Chromium", function () {
     await waitFor("every service and server listed", async () => (await page.locator("tr[data-service]").count()) === Object.keys(body.services).length && (await page.locator("tr[data-server]").count()) === Object.keys(body.servers).length, 10_000);
     // The ingest rate needs two readings of the stream's counters.
     await page.locator(".ingest .kpi").first().locator("strong", { hasText: /^\d/ }).waitFor({ timeout: 15_000 });
+
+    // Consumer lag per group, the numbers of the API's answer: the gateway caches one read for 2 s,
+    // so the API answers with the page's reading (same `at`) for a moment after each poll.
+    const groups = ["historian", "anomaly-detector", "alarms", "dead-letters"];
+    const lag = await waitFor("the page showing the API's consumer lag reading", async () => {
+      const at = await page.locator("section.lag").getAttribute("data-at");
+      const { status, body } = await getJson<KafkaLagReport>(`${api}/system/kafka`);
+      assert.equal(status, 200);
+      return at !== null && body.at === Number(at) ? body : undefined;
+    }, 20_000, 200);
+    assert.deepEqual(lag.groups.filter((g) => g.commits).map((g) => g.name), groups);
+    const rows = await page.locator("section.lag tr[data-group-id]").evaluateAll((trs) => trs.map((tr) => ({ id: (tr as HTMLElement).dataset.groupId, lag: (tr as HTMLElement).dataset.lag, shown: tr.querySelector("td.num")?.textContent, trend: (tr as HTMLElement).dataset.trend })));
+    assert.deepEqual(rows.map((r) => r.id), lag.groups.map((g) => g.groupId), "a row per group, the live stream's included");
+    for (const group of lag.groups.filter((g) => g.commits)) {
+      const row = rows.find((r) => r.id === group.groupId);
+      assert.ok(row && /^\d+$/.test(row.shown ?? ""), `${group.name}: a number, got ${row?.shown}`);
+      assert.equal(Number(row.shown), group.lag, `${group.name}: the API's lag`);
+      assert.equal(row.trend, "normal", `${group.name}: grey while every consumer runs (ISA-101)`);
+    }
+    assert.ok(lag.groups.some((g) => !g.commits && g.name === "api-stream"), "the gateway's live-stream group");
     await page.screenshot({ path: `${SCREENSHOTS}/health.png`, fullPage: true });
   });
 });

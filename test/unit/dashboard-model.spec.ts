@@ -1,7 +1,7 @@
 // The dashboard's decisions without a browser: device status, alarm priority, stream filters,
-// value formatting and the trend buffer's window.
+// value formatting, the trend buffer's window and when consumer lag is abnormal.
 import { strict as assert } from "node:assert";
-import { compareAlarmPriority, deviceFilter, deviceStatus, formatValue, streamQuery, TrendBuffer, worstAlarmByDevice } from "../../dashboard/src/model.ts";
+import { compareAlarmPriority, deviceFilter, deviceStatus, formatValue, LagWatch, streamQuery, TrendBuffer, worstAlarmByDevice } from "../../dashboard/src/model.ts";
 import type { AlarmDocument } from "../../src/shared/types.ts";
 
 function alarm(id: string, fields: Partial<AlarmDocument>): AlarmDocument {
@@ -60,5 +60,19 @@ describe("dashboard model", () => {
     assert.deepEqual(trend.xs, [3, 4, 5], "times in seconds, the window starts at 2.5 s");
     assert.deepEqual(trend.ys, [3, 4, 5]);
     assert.deepEqual([trend.historyPoints, trend.livePoints], [1, 2]);
+  });
+
+  it("calls consumer lag abnormal only when it rose without falling once over the window, or nobody consumes", () => {
+    const watch = new LagWatch(60_000);
+    // The historian's sawtooth: rises for most of the window, falls when a time window is written.
+    const sawtooth = [0, 300, 600, 900, 1200, 1500, 100, 400, 700, 1000, 1300, 1600, 200];
+    assert.deepEqual(new Set(sawtooth.map((lag, i) => watch.take("historian", i * 10_000, lag, 1))), new Set(["normal"]));
+    const stuck = [0, 5, 40, 90, 150, 200, 260, 300];
+    assert.deepEqual(stuck.map((lag, i) => watch.take("stuck", i * 10_000, lag, 1)), ["normal", "normal", "normal", "normal", "normal", "normal", "growing", "growing"], "growing once a whole minute without a fall is covered");
+    assert.equal(watch.take("stuck", 80_000, 20, 1), "normal", "it fell: the consumer caught up");
+    assert.equal(watch.take("steady", 0, 5, 1), "normal");
+    assert.equal(watch.take("steady", 90_000, 5, 1), "normal", "a constant lag is not growing");
+    assert.equal(watch.take("stopped", 0, 12, 0), "no-consumer");
+    assert.equal(watch.take("idle", 0, 0, 0), "normal", "no member and nothing to read is fine");
   });
 });

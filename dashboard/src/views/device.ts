@@ -1,11 +1,13 @@
-// Device detail: every tag's live value with unit and quality, trends of the ticked tags, the
-// device's alarms, and its command panel. Subscribes to this one device only.
+// Device detail: every tag's live value with unit and quality, trends of the ticked tags with the
+// anomaly score under them, the device's alarms, and its command panel. Subscribes to this one
+// device only.
 import type { AlarmDocument, DeviceDocument, Quality, TagDefinition, TagValue } from "../../../src/shared/types.ts";
 import { api } from "../api.ts";
 import { dateTime, h, setAttr, setText, time } from "../dom.ts";
 import { FrameBatcher, subscribe } from "../live.ts";
 import type { AlarmFeed, Screen } from "../main.ts";
 import { deviceFilter, deviceStatus, formatValue } from "../model.ts";
+import { AnomalyPanel } from "./anomaly.ts";
 import { CommandPanel } from "./commands.ts";
 import { TrendPanel } from "./trend.ts";
 
@@ -49,6 +51,7 @@ function show(root: HTMLElement, feed: AlarmFeed, device: DeviceDocument): (() =
   const header = h("div", { class: "toolbar" }, h("h1", {}, device._id), h("span", { class: "muted" }, `${device.machineType} · ${device.site} / ${device.area} / ${device.line}`), statusEl);
   const rows = new Map<string, Row>();
   const trend = new TrendPanel(device);
+  const anomaly = new AnomalyPanel(device, () => trend.window);
   const keyTag = device.tags.find((t) => t.type === "number" && (t.hi !== undefined || t.lo !== undefined));
   const tbody = h("tbody");
   for (const tag of device.tags) {
@@ -66,7 +69,7 @@ function show(root: HTMLElement, feed: AlarmFeed, device: DeviceDocument): (() =
   const alarmList = h("tbody");
   const alarmsPanel = h("section", { class: "panel device-alarms" }, h("h2", {}, "Alarms of this device"), h("table", { class: "compact" }, h("thead", {}, h("tr", {}, h("th", {}, "severity"), h("th", {}, "tag"), h("th", {}, "state"), h("th", {}, "activated"), h("th", {}, "message"))), alarmList));
   const commands = new CommandPanel(device);
-  root.replaceChildren(header, h("div", { class: "device-grid" }, h("div", { class: "main-column" }, tagTable, trend.el), h("div", { class: "side-column" }, commands.el, alarmsPanel)));
+  root.replaceChildren(header, h("div", { class: "device-grid" }, h("div", { class: "main-column" }, tagTable, trend.el, anomaly.el), h("div", { class: "side-column" }, commands.el, alarmsPanel)));
   trend.setTags(keyTag ? [keyTag.name] : []);
 
   const paintRow = (row: Row, tag: TagDefinition) => {
@@ -113,6 +116,7 @@ function show(root: HTMLElement, feed: AlarmFeed, device: DeviceDocument): (() =
   const loadAlarms = async () => {
     const { alarms } = await api.alarms({ device: device._id, limit: "100" });
     trend.setAlarms(alarms);
+    anomaly.setAlarms(alarms);
     alarmList.replaceChildren(
       ...alarms.map((a: AlarmDocument) =>
         h("tr", { "data-alarm-id": a._id, "data-severity": a.active ? a.severity : "" }, h("td", {}, a.severity), h("td", {}, `${a.tag} ${a.kind}`), h("td", {}, a.state), h("td", {}, dateTime(a.activatedAt)), h("td", {}, a.message ?? "")),
@@ -123,5 +127,5 @@ function show(root: HTMLElement, feed: AlarmFeed, device: DeviceDocument): (() =
   void loadAlarms().catch(() => undefined);
   const stopFeed = feed.onChange(() => void loadAlarms().catch(() => undefined));
   const ticker = setInterval(paintStatus, 2_000);
-  return [close, stopFeed, () => batcher.cancel(), () => clearInterval(ticker), () => trend.destroy(), () => commands.destroy()];
+  return [close, stopFeed, () => batcher.cancel(), () => clearInterval(ticker), () => trend.destroy(), () => anomaly.destroy(), () => commands.destroy()];
 }

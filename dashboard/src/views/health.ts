@@ -1,11 +1,20 @@
 // System health: each service (its instances and their checks) and each server from
-// GET /api/health, the live stream's ingest rate, and dead letters where the gateway has them.
+// GET /api/health, Kafka consumer lag per group from GET /api/system/kafka, the ingest rates, and
+// dead letters where the gateway has them.
+import type { KafkaLagReport } from "../../../src/kafka/consumer-lag.ts";
 import type { SystemHealth } from "../../../src/shared/health-summary.ts";
 import { api, type DeadLetterView, type StreamStats } from "../api.ts";
 import { dateTime, h } from "../dom.ts";
 import type { Screen } from "../main.ts";
+import { LagWatch } from "../model.ts";
 
 const POLL_MS = 5_000;
+/** Longer than the historian's commit period (a 60 s time window plus grace), whose lag rises for that long and is normal. */
+const LAG_WINDOW_MS = 120_000;
+const LAG_TREND_TEXT = { normal: "", growing: "growing", "no-consumer": "no consumer" } as const;
+
+/** `<prefix>scada.telemetry.v1` → `telemetry`. */
+const topicLabel = (topic: string) => topic.replace(/^.*scada\.([a-z]+)\.v\d+$/, "$1");
 
 const okCell = (ok: boolean) => h("td", { class: "ok", "data-ok": String(ok) }, ok ? "ok" : "DOWN");
 
@@ -14,13 +23,21 @@ export const renderHealth: Screen = (root) => {
   const services = h("tbody");
   const servers = h("tbody");
   const ingest = h("section", { class: "panel ingest" }, h("h2", {}, "Live ingest"));
+  const lagState = h("span", { class: "muted" });
+  const lagRows = h("tbody");
+  const lag = h(
+    "section",
+    { class: "panel lag" },
+    h("div", { class: "toolbar" }, h("h2", {}, "Kafka consumer lag"), lagState),
+    h("table", { class: "compact" }, h("thead", {}, h("tr", {}, h("th", {}, "consumer group"), h("th", {}, "members"), h("th", { class: "num" }, "lag (records)"), h("th", {}, "per topic"), h("th", {}, ""))), lagRows),
+  );
   const deadLetters = h("section", { class: "panel dead-letters", hidden: true });
   root.append(
     h("div", { class: "toolbar" }, h("h1", {}, "System health"), status),
     h(
       "div",
       { class: "health-grid" },
-      h("section", { class: "panel" }, h("h2", {}, "Services"), h("table", { class: "compact services" }, h("thead", {}, h("tr", {}, h("th", {}, "service"), h("th", {}, "status"), h("th", {}, "instances and checks"))), services)),
+      h("div", { class: "main-column" }, h("section", { class: "panel" }, h("h2", {}, "Services"), h("table", { class: "compact services" }, h("thead", {}, h("tr", {}, h("th", {}, "service"), h("th", {}, "status"), h("th", {}, "instances and checks"))), services)), lag),
       h("div", { class: "side-column" }, h("section", { class: "panel" }, h("h2", {}, "Servers"), h("table", { class: "compact servers" }, h("thead", {}, h("tr", {}, h("th", {}, "server"), h("th", {}, "status"), h("th", {}, "detail"))), servers)), ingest),
     ),
     deadLetters,
@@ -41,6 +58,36 @@ export const renderHealth: Screen = (root) => {
       ),
     );
     servers.replaceChildren(...Object.entries(health.servers).map(([name, c]) => h("tr", { "data-server": name }, h("td", {}, name), okCell(c.ok), h("td", { class: "muted" }, c.detail ?? ""))));
+  };
+
+  const watch = new LagWatch(LAG_WINDOW_MS);
+  let previousEnd: { at: number; end: number } | undefined;
+  const renderLag = (report: KafkaLagReport) => {
+    const telemetryEnd = report.topics.find((t) => topicLabel(t.topic) === "telemetry")?.end ?? 0;
+    const rate = previousEnd && report.at > previousEnd.at ? ((telemetryEnd - previousEnd.end) * 1000) / (report.at - previousEnd.at) : null;
+    if (!previousEnd || report.at > previousEnd.at) previousEnd = { at: report.at, end: telemetryEnd };
+    lag.dataset.at = String(report.at);
+    lagState.className = "muted";
+    lagState.textContent = `read ${dateTime(report.at)} · telemetry into Kafka: ${rate === null ? "measuring…" : `${rate.toFixed(1)} records/s`}`;
+    lagRows.replaceChildren(
+      ...report.groups.map((g) => {
+        const trend = g.lag === null ? "normal" : watch.take(g.groupId, report.at, g.lag, g.members);
+        const perTopic = g.commits ? g.topics.map((t) => `${topicLabel(t.topic)} ${t.lag}`).join(" · ") : "reads from the latest offsets and never commits: Kafka cannot tell its lag";
+        return h(
+          "tr",
+          { "data-group": g.name, "data-group-id": g.groupId, "data-lag": g.lag ?? "", "data-trend": trend },
+          h("td", { title: g.groupId }, g.commits ? g.name : `live stream (${g.groupId.split(".").slice(-2, -1)[0] ?? ""})`),
+          h("td", { class: "muted", title: g.state }, `${g.members} · ${g.state}`),
+          h("td", { class: "num" }, g.lag === null ? "—" : String(g.lag)),
+          h("td", { class: "muted" }, perTopic),
+          h("td", { class: "trend" }, LAG_TREND_TEXT[trend]),
+        );
+      }),
+    );
+  };
+  const renderLagError = (err: Error) => {
+    lagState.className = "abnormal";
+    lagState.textContent = err.message;
   };
 
   let previous: { at: number; stats: StreamStats } | undefined;
@@ -67,6 +114,7 @@ export const renderHealth: Screen = (root) => {
       status.dataset.status = "offline";
     });
     void api.streamStats().then(renderIngest, () => undefined);
+    void api.kafkaLag().then(renderLag, renderLagError);
     void api.deadLetters().then(renderDeadLetters, () => renderDeadLetters(null));
   };
   poll();

@@ -26,6 +26,9 @@ const LIMIT_STYLE: [key: "lolo" | "lo" | "hi" | "hihi", dash: number[]][] = [
 ];
 const SEVERITY_COLOUR: Record<string, string> = { critical: "#ff3b30", high: "#ff8c00", medium: "#f5c400", low: "#4aa3ff" };
 
+const AXIS = { stroke: "#9aa0a6", grid: { stroke: "#2f3338", width: 1 }, ticks: { stroke: "#2f3338", width: 1 } };
+export const TIME_AXES: uPlot.Axis[] = [{ ...AXIS, space: 70, values: (u, splits) => splits.map((x) => clock(x, (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0))) }, { ...AXIS, size: 56 }];
+
 interface Chart {
   tag: TagDefinition;
   buffer: TrendBuffer;
@@ -76,6 +79,16 @@ export class TrendPanel {
 
   get tags(): string[] {
     return [...this.#charts.keys()];
+  }
+
+  /** The time span the charts show (s): the range ending now while following live, else the zoomed span. */
+  get window(): [min: number, max: number] {
+    const first = this.#charts.values().next().value;
+    if (this.#following || !first) {
+      const now = Date.now() / 1000;
+      return [now - this.#rangeMs() / 1000, now];
+    }
+    return [first.plot.scales.x.min ?? 0, first.plot.scales.x.max ?? 0];
   }
 
   setAlarms(alarms: AlarmDocument[]): void {
@@ -185,7 +198,6 @@ export class TrendPanel {
     this.#chartsEl.appendChild(box);
     const buffer = new TrendBuffer();
     const limits = LIMIT_STYLE.filter(([key]) => tag[key] !== undefined);
-    const axis = { stroke: "#9aa0a6", grid: { stroke: "#2f3338", width: 1 }, ticks: { stroke: "#2f3338", width: 1 } };
     const plot = new uPlot(
       {
         width: this.#width(),
@@ -207,7 +219,7 @@ export class TrendPanel {
             },
           },
         },
-        axes: [{ ...axis, space: 70, values: (u, splits) => splits.map((x) => clock(x, (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0))) }, { ...axis, size: 56 }],
+        axes: TIME_AXES,
         series: [{}, { label: tag.name, stroke: "#d0d4d9", width: 1.5, points: { show: false } }],
         hooks: {
           draw: [(u) => this.#decorate(u, tag)],
@@ -260,22 +272,27 @@ export class TrendPanel {
       ctx.font = `${11 * devicePixelRatio}px sans-serif`;
       ctx.fillText(`${key.toUpperCase()} ${limit}`, bbox.left + 4, y - 3);
     }
-    for (const alarm of this.#alarms) {
-      if (alarm.tag !== tag.name) continue;
-      for (const [at, colour] of [
-        [alarm.activatedAt, SEVERITY_COLOUR[alarm.severity] ?? "#ff3b30"],
-        [alarm.clearedAt, "#9aa0a6"],
-      ] as const) {
-        if (!at) continue;
-        const x = Math.round(u.valToPos(at / 1000, "x", true)) + 0.5;
-        if (x < bbox.left || x > bbox.left + bbox.width) continue;
-        ctx.strokeStyle = colour;
-        ctx.beginPath();
-        ctx.moveTo(x, bbox.top);
-        ctx.lineTo(x, bbox.top + bbox.height);
-        ctx.stroke();
-      }
-    }
+    drawAlarmMarks(u, this.#alarms.filter((a) => a.tag === tag.name));
     ctx.restore();
+  }
+}
+
+/** Alarm activations as vertical marks in their priority's colour, returns to normal in grey. */
+export function drawAlarmMarks(u: uPlot, alarms: readonly AlarmDocument[]): void {
+  const { ctx, bbox } = u;
+  for (const alarm of alarms) {
+    for (const [at, colour] of [
+      [alarm.activatedAt, SEVERITY_COLOUR[alarm.severity] ?? "#ff3b30"],
+      [alarm.clearedAt, "#9aa0a6"],
+    ] as const) {
+      if (!at) continue;
+      const x = Math.round(u.valToPos(at / 1000, "x", true)) + 0.5;
+      if (x < bbox.left || x > bbox.left + bbox.width) continue;
+      ctx.strokeStyle = colour;
+      ctx.beginPath();
+      ctx.moveTo(x, bbox.top);
+      ctx.lineTo(x, bbox.top + bbox.height);
+      ctx.stroke();
+    }
   }
 }
