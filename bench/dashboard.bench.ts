@@ -16,6 +16,7 @@ import { cpus, totalmem } from "node:os";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AlarmDocument, DeviceDocument, TagDefinition, TelemetryRecord } from "../src/shared/types.ts";
+import { addressOf } from "../src/shared/topics.ts";
 import { sseFrame, sseRetry } from "../src/stream/sse.ts";
 import { parseStreamQuery, subscriptionMatches } from "../src/stream/stream-filter.ts";
 import { launchChromium } from "../test/helpers/browser.ts";
@@ -36,7 +37,7 @@ const tags: TagDefinition[] = [
 const devices: DeviceDocument[] = Array.from({ length: deviceCount }, (_, i) => {
   const area = AREAS[i % AREAS.length];
   const line = `line${Math.floor(i / AREAS.length) % LINES_PER_AREA}`;
-  return { _id: `dev-${String(i).padStart(4, "0")}`, site: "plant1", area, line, device: `dev-${String(i).padStart(4, "0")}`, machineType: "synthetic", state: "online", tags, updatedAt: Date.now() };
+  return { _id: `dev-${String(i).padStart(4, "0")}`, site: "plant1", area, line, machineType: "synthetic", state: "online", tags, updatedAt: Date.now() };
 });
 // A few standing alarms, so the overview paints alarm text too.
 const alarms = devices.filter((_, i) => i % 25 === 0).map((d, i) => ({ _id: `${d._id}:tag_00:hi`, device: d._id, tag: "tag_00", kind: "hi", severity: (["critical", "high", "medium", "low"] as const)[i % 4], state: "active-unack", active: true, acked: false, value: 185, lastValue: 185, limit: 180, message: "tag_00 185 °C above H 180", activatedAt: Date.now() - 60_000, clearedAt: null }) as unknown as AlarmDocument);
@@ -74,7 +75,7 @@ const server = createServer((req, res) => {
   const path = url.pathname;
   if (path === "/api/stream") {
     const subscription = parseStreamQuery(url.searchParams, "scada/v1", 20);
-    const wanted = devices.flatMap((d, i) => (subscriptionMatches(subscription, d, "telemetry") ? [i] : []));
+    const wanted = devices.flatMap((d, i) => (subscriptionMatches(subscription, addressOf(d), "telemetry") ? [i] : []));
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
     let head = sseRetry(3_000);
     const now = Date.now();

@@ -1,4 +1,4 @@
-import type { DeviceAddress } from "./types.ts";
+import type { DeviceAddress, DeviceDocument } from "./types.ts";
 
 export const KAFKA_TOPICS = {
   telemetry: "scada.telemetry.v1",
@@ -24,6 +24,11 @@ const LEVEL = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export function isValidLevel(level: string): boolean {
   return LEVEL.test(level);
+}
+
+/** A registry document's address: the registry keeps the device id as `_id` only. */
+export function addressOf(device: Pick<DeviceDocument, "_id" | "site" | "area" | "line">): DeviceAddress {
+  return { site: device.site, area: device.area, line: device.line, device: device._id };
 }
 
 export function deviceTopic(root: string, address: DeviceAddress, kind: MessageKind): string {

@@ -97,7 +97,7 @@ export interface StatePayload {
   tags?: TagDefinition[];
 }
 
-export interface DeviceDocument extends DeviceAddress {
+export interface DeviceDocument extends Omit<DeviceAddress, "device"> {
   _id: string;
   machineType: string;
   state: "online" | "offline";

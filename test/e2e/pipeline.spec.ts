@@ -4,7 +4,7 @@ import { strict as assert } from "node:assert";
 import { ServiceBroker } from "moleculer";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Consumer } from "kafkajs";
-import { deviceTopic } from "../../src/shared/topics.ts";
+import { addressOf, deviceTopic } from "../../src/shared/topics.ts";
 import type { AlarmDocument, DeadLetterRecord, DeviceDocument, GroundTruthRecord, HistoryPoint, TelemetryPayload } from "../../src/shared/types.ts";
 import { cleanupRun, getJson, isolatedEnv, kafkaClient, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -104,7 +104,7 @@ describe("plantwire end to end", function () {
 
   it("dead-letters a malformed MQTT payload with its reason while the rest keeps flowing", async () => {
     const device = devices[1];
-    const topic = deviceTopic(env.MQTT_TOPIC_ROOT, device, "telemetry");
+    const topic = deviceTopic(env.MQTT_TOPIC_ROOT, addressOf(device), "telemetry");
     const marker = `{"ts": broken ${Date.now()}`;
     const deadLetters: DeadLetterRecord[] = [];
     const consumer: Consumer = kafkaClient().consumer({ groupId: `${env.MOLECULER_NAMESPACE}.e2e-deadletters` });

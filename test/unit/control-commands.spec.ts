@@ -29,7 +29,6 @@ const TIMEOUT = 10_000;
 
 const oven: DeviceDocument = {
   _id: "oven-01",
-  device: "oven-01",
   site: "plant1",
   area: "paint-shop",
   line: "line1",

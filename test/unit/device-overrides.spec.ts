@@ -7,7 +7,6 @@ const oven: DeviceDocument = {
   site: "plant1",
   area: "paint-shop",
   line: "line1",
-  device: "oven-01",
   machineType: "oven",
   state: "online",
   updatedAt: 1,
