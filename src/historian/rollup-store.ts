@@ -5,7 +5,7 @@ import { windowStartsInRange, type StoredSample } from "./buckets.ts";
 import { readWindowChunks, type ChunkDocument } from "./chunks.ts";
 import { periodStartsInRange } from "./history-query.ts";
 import { RollupTierBuffer, type Contribution, type PeriodPlan, type PeriodRef } from "./rollup-buffer.ts";
-import { addSample, buildRollupDoc, chunkContribution, chunkPeriods, emptyPeriodData, fromColumns, mergePeriodData, periodStart, TIERS, toColumns, type PeriodColumns, type PeriodData, type RollupDocument, type RollupTier } from "./rollups.ts";
+import { addSample, buildRollupDoc, chunkContribution, chunkPeriods, emptyPeriodData, fromColumns, fromDocument, mergePeriodData, periodStart, TIERS, toColumns, type PeriodColumns, type PeriodData, type RollupDocument, type RollupTier } from "./rollups.ts";
 
 const MINUTE = TIERS["1m"];
 const HOUR = TIERS["1h"];
@@ -33,8 +33,8 @@ export interface RollupStoreOptions {
 }
 
 /** The data of a chunk's samples at the 1 h tier's resolution, from a stored 1 m document. */
-function hourContribution(doc: PeriodColumns): PeriodData {
-  return mergePeriodData(emptyPeriodData(), fromColumns(doc), HOUR.intervalMs);
+function hourContribution(doc: RollupDocument): PeriodData {
+  return mergePeriodData(emptyPeriodData(), fromDocument(doc), HOUR.intervalMs);
 }
 
 /**
@@ -138,7 +138,7 @@ export class RollupStore {
     const docs = (await mapWithConcurrency(periodStartsInRange(tier, from, to), READ_CONCURRENCY, (start) => readWindowChunks(device, start, (id) => collection.findOne({ _id: id })))).flat();
     const { contributions, samples } = await memory();
     const covered = new Set(docs.flatMap((d) => d.sources));
-    const parts = docs.map((d) => fromColumns(d, tag));
+    const parts = docs.map((d) => fromDocument(d, tag));
     for (const c of contributions) if (!covered.has(c.id)) parts.push(c.data);
     const buffered = emptyPeriodData();
     for (const s of samples) {

@@ -1,5 +1,7 @@
+import type { Binary } from "mongodb";
 import type { TagValue } from "../shared/types.ts";
-import { chunkId, type ChunkDocument } from "./chunks.ts";
+import { chunkId, columnValues, type ChunkDocument } from "./chunks.ts";
+import { packColumns, unpackColumns } from "./packed.ts";
 
 /**
  * Rollup tiers: per numeric tag and interval, min/max/sum/count and first/last (time and value);
@@ -75,7 +77,16 @@ export interface PeriodColumns {
   changes: ChangeColumn[];
 }
 
-export interface RollupDocument extends PeriodColumns {
+/** The columns of RollupColumn in their stored order. */
+const ROLLUP_FIELDS = ["t", "count", "sum", "min", "max", "firstTs", "first", "lastTs", "last"] as const;
+
+/** A numeric tag's intervals as stored: RollupColumn's nine columns packed in ROLLUP_FIELDS order (see packed.ts). */
+export interface StoredRollupColumn {
+  name: string;
+  columns: Binary;
+}
+
+export interface RollupDocument {
   _id: string;
   device: string;
   /** Period start and end (PLC time, epoch ms; end exclusive): the retention job deletes by `end`. */
@@ -84,6 +95,8 @@ export interface RollupDocument extends PeriodColumns {
   n: number;
   /** Ids of the source documents aggregated here (each in exactly one document of the period). */
   sources: string[];
+  tags: StoredRollupColumn[];
+  changes: ChangeColumn[];
   writtenAt: number;
 }
 
@@ -192,8 +205,9 @@ export function chunkContribution(chunk: Pick<ChunkDocument, "ts" | "tags">, sta
   const end = start + periodMs;
   for (const column of chunk.tags) {
     const bad = column.bad && column.bad.length > 0 ? new Set(column.bad) : null;
+    const values = columnValues(column);
     for (let i = 0; i < chunk.ts.length; i++) {
-      const v = column.v[i];
+      const v = values[i];
       const ts = chunk.ts[i];
       if (v === null || v === undefined || ts < start || ts >= end || bad?.has(i)) continue;
       addSample(data, intervalMs, column.name, ts, v);
@@ -252,6 +266,19 @@ export function fromColumns(columns: Partial<PeriodColumns>, onlyTag?: string): 
   return data;
 }
 
+/** The data of a stored document; `onlyTag` keeps (and unpacks) one tag. */
+export function fromDocument(doc: Pick<RollupDocument, "tags" | "changes">, onlyTag?: string): PeriodData {
+  const tags = doc.tags
+    .filter((c) => onlyTag === undefined || c.name === onlyTag)
+    .map((c): RollupColumn => {
+      const [t, count, sum, min, max, firstTs, first, lastTs, last] = unpackColumns(c.columns, ROLLUP_FIELDS.length);
+      return { name: c.name, t, count, sum, min, max, firstTs, first, lastTs, last };
+    });
+  return fromColumns({ tags, changes: doc.changes }, onlyTag);
+}
+
 export function buildRollupDoc(device: string, spec: TierSpec, start: number, n: number, sources: string[], data: PeriodData, writtenAt: number): RollupDocument {
-  return { _id: chunkId(device, start, n), device, start, end: start + spec.periodMs, n, sources, ...toColumns(data), writtenAt };
+  const { tags, changes } = toColumns(data);
+  const stored = tags.map((c) => ({ name: c.name, columns: packColumns(ROLLUP_FIELDS.map((f) => c[f])) }));
+  return { _id: chunkId(device, start, n), device, start, end: start + spec.periodMs, n, sources, tags: stored, changes, writtenAt };
 }

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { bucketStart, historyPoints, latestValues, windowStartsInRange } from "../../src/historian/buckets.ts";
-import { buildChunk, chunkId, chunkKeys, chunkSamples, readWindowChunks } from "../../src/historian/chunks.ts";
+import { buildChunk, chunkId, chunkKeys, chunkSamples, columnValues, readWindowChunks } from "../../src/historian/chunks.ts";
 import { mapWithConcurrency } from "../../src/shared/concurrency.ts";
 import type { TelemetryRecord } from "../../src/shared/types.ts";
 
@@ -18,10 +18,12 @@ describe("historian chunks", () => {
     assert.equal(chunk._id, `a:${t0}:2`);
     assert.deepEqual([chunk.device, chunk.site, chunk.area, chunk.line, chunk.start, chunk.end, chunk.chunk], ["a", "s", "a", "l", t0, t0 + HOUR, 2]);
     assert.deepEqual([chunk.ts, chunk.seq], [[t0 + 1, t0 + 2, t0 + 3], [1, 2, 3]]);
-    assert.deepEqual(chunk.tags, [
+    // A column of numbers only is packed; one with gaps or other values stays an array.
+    assert.deepEqual(chunk.tags.map((c) => ({ ...c, v: columnValues(c) })), [
       { name: "temp", v: [1, 2, 3], bad: [1] },
       { name: "door", v: [null, true, null], uncertain: [1] },
     ]);
+    assert.deepEqual(chunk.tags.map((c) => Array.isArray(c.v)), [false, true]);
     assert.deepEqual([chunk.first, chunk.last, chunk.count, chunk.writtenAt], [t0 + 1, t0 + 3, 3, 42]);
     assert.deepEqual(chunkKeys([chunk]), [[`${t0 + 1}_1`, `${t0 + 2}_2`, `${t0 + 3}_3`]]);
     // Read back: the same samples as written, absent values absent.

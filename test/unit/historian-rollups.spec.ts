@@ -1,5 +1,6 @@
 import { strict as assert } from "node:assert";
 import fc from "fast-check";
+import { Binary } from "mongodb";
 import { buildChunk } from "../../src/historian/chunks.ts";
 import { alignSeries, changePoints, chooseTier, exportCsv, retentionCutoffs, rollupPoints, sampleChanges, type TierLimits } from "../../src/historian/history-query.ts";
 import { RollupTierBuffer } from "../../src/historian/rollup-buffer.ts";
@@ -8,7 +9,7 @@ import {
   buildRollupDoc,
   chunkContribution,
   emptyPeriodData,
-  fromColumns,
+  fromDocument,
   insertChange,
   mergePeriodData,
   TIERS,
@@ -113,9 +114,11 @@ describe("historian rollups: aggregation", () => {
     const doc = buildRollupDoc("d", TIERS["1m"], t0, 2, ["d:1:0"], data, 42);
     assert.equal(doc._id, `d:${t0}:2`);
     assert.deepEqual([doc.start, doc.end, doc.n, doc.sources], [t0, t0 + HOUR, 2, ["d:1:0"]]);
-    assert.deepEqual(doc.tags[0].t, [t0, t0 + MIN]);
-    assert.deepEqual(fromColumns(doc), data);
-    assert.deepEqual([...fromColumns(doc, "state").num.keys(), ...fromColumns(doc, "state").chg.keys()], ["state"]);
+    assert.ok(doc.tags[0].columns instanceof Binary, "a numeric tag's columns are packed");
+    assert.deepEqual(doc.changes, [{ name: "state", ts: [t0 + 7], v: ["idle"] }]);
+    assert.deepEqual(fromDocument(doc), data);
+    assert.deepEqual([...fromDocument(doc, "state").num.keys(), ...fromDocument(doc, "state").chg.keys()], ["state"]);
+    assert.deepEqual([...fromDocument(doc, "temp").num.get("temp")?.keys() ?? []], [t0, t0 + MIN]);
   });
 });
 
