@@ -11,7 +11,7 @@ import { LatencyHistogram } from "../src/shared/latency-histogram.ts";
 import type { DeviceDocument, TelemetryRecord } from "../src/shared/types.ts";
 import { openEventStream, type EventStream, type ReceivedMessage } from "../src/stream/sse-client.ts";
 import { kafkaTopic } from "../src/shared/topics.ts";
-import { cleanupRun, getJson, isolatedEnv, kafkaClient, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../test/helpers/system.ts";
+import { cleanupRun, getJson, isolatedEnv, kafkaClient, startPlantwire, testToken, waitHealthy, type RunningProcess, type TestSystemEnv } from "../test/helpers/system.ts";
 import { waitFor } from "../test/helpers/wait.ts";
 
 const [clientCount = 100, plcs = 20, scanMs = 100, seconds = 30] = process.argv.slice(2).map(Number);
@@ -46,7 +46,7 @@ function filterFor(index: number, devices: DeviceDocument[]): string {
 /** Kafka produce → SSE client latency for records produced one at a time (20/s) for a device of its own. */
 async function probeKafkaToClient(runEnv: TestSystemEnv, base: string): Promise<ReturnType<LatencyHistogram["summary"]>> {
   const histogram = new LatencyHistogram();
-  const client = await openEventStream(`${base}/stream?filter=${encodeURIComponent("+/+/+/bench-probe")}&kinds=telemetry`, (m) => {
+  const client = await openEventStream(`${base}/stream?filter=${encodeURIComponent("+/+/+/bench-probe")}&kinds=telemetry&access_token=${testToken("viewer")}`, (m) => {
     if (m.event === "telemetry") histogram.record(m.receivedAt - (JSON.parse(m.data) as TelemetryRecord).ts);
   });
   const producer = kafkaClient().producer({ idempotent: true });
@@ -104,7 +104,7 @@ try {
     }
   };
   const filters = Array.from({ length: clientCount }, (_, i) => filterFor(i, devices));
-  for (const filter of filters) clients.push(await openEventStream(`${api}/stream?filter=${encodeURIComponent(filter)}&kinds=telemetry`, onMessage));
+  for (const filter of filters) clients.push(await openEventStream(`${api}/stream?filter=${encodeURIComponent(filter)}&kinds=telemetry&access_token=${testToken("viewer")}`, onMessage));
   if (clients.some((c) => c.status !== 200)) throw new Error(`a client was refused: ${JSON.stringify(clients.find((c) => c.status !== 200)?.error)}`);
   await waitFor("every client's snapshot", () => clients.every((c) => c.messages.some((m) => m.event === "snapshot-complete")), 30_000);
   const expectedPerMessage = filters.reduce((sum, f, i) => sum + (f === "#" ? plcs : f.endsWith("/#") ? devices.filter((d) => d.area === devices[i % devices.length].area).length : 1), 0) / plcs;

@@ -15,6 +15,7 @@ export function kafkaLagMixin(config: PlantwireConfig): Partial<ServiceSchema> {
     actions: {
       kafkaLag: {
         rest: "GET /system/kafka",
+        role: "viewer",
         openapi: {
           summary: "Kafka consumer lag per consumer group and topic (committed and end offsets per partition), and each topic's end offsets; 503 when Kafka is unreachable",
           description: "Read with the Kafka admin API and cached for 2 s. The live stream's groups never commit offsets, so their lag is null.",

@@ -91,6 +91,7 @@ export function liveStreamMixin(config: PlantwireConfig, options: StreamOptions 
       /** This replica's live-stream figures: clients, events sent and dropped, the consumer. */
       streamStats: {
         rest: "GET /stream/stats",
+        role: "viewer",
         params: {},
         handler(): StreamStats {
           return { nodeID: this.broker.nodeID, ...(this.streamHub as StreamHub).stats(), consumer: { ...(this.streamConsumerStats as StreamConsumerStats) } };

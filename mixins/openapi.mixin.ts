@@ -12,6 +12,7 @@ export function openApiMixin(): Partial<ServiceSchema> {
     actions: {
       openapi: {
         rest: "GET /openapi.json",
+        role: "public",
         openapi: { summary: "This document: every REST route, its parameters and answers (OpenAPI 3.0)" },
         params: {},
         handler(): OpenApiDocument {
@@ -20,6 +21,7 @@ export function openApiMixin(): Partial<ServiceSchema> {
       },
       docs: {
         rest: "GET /docs",
+        role: "public",
         openapi: { summary: "The API documentation as an HTML page", contentType: "text/html" },
         params: {},
         handler(ctx: Context<unknown, { $responseType?: string }>): string {

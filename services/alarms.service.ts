@@ -109,6 +109,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
     actions: {
       list: {
         rest: "GET /alarms",
+        role: "viewer",
         openapi: { summary: "Alarms, newest first, filtered by state, severity, device, tag and time" },
         params: {
           state: { type: "enum", values: Object.keys(STATE_FILTERS), optional: true },
@@ -138,6 +139,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       kpis: {
         rest: "GET /alarms/kpis",
+        role: "viewer",
         openapi: { summary: "Alarm KPIs: rate per 10 minutes, top bad actors, standing alarms, mean time to acknowledge" },
         params: {
           from: TIME,
@@ -171,6 +173,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       get: {
         rest: "GET /alarms/:id",
+        role: "viewer",
         openapi: { summary: "One alarm with its journal (who, when, why)" },
         params: {
           id: ALARM_ID,
@@ -187,6 +190,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       ack: {
         rest: "POST /alarms/:id/ack",
+        role: "operator",
         openapi: { summary: "Acknowledge an alarm" },
         params: { id: ALARM_ID, comment: OPTIONAL_COMMENT },
         handler(ctx: Context<{ id: string; comment?: string }, OperatorMeta>): Promise<AlarmDocument> {
@@ -196,6 +200,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       ackMany: {
         rest: "POST /alarms/ack",
+        role: "operator",
         openapi: { summary: "Acknowledge several alarms" },
         params: {
           ids: { type: "array", items: ALARM_ID, min: 1, max: 500, unique: true },
@@ -224,6 +229,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       shelve: {
         rest: "POST /alarms/:id/shelve",
+        role: "operator",
         openapi: { summary: "Shelve an alarm for a while" },
         params: { id: ALARM_ID, durationMs: { type: "number", integer: true, min: 1, max: MAX_SHELVE_MS, convert: true }, comment: COMMENT },
         handler(ctx: Context<{ id: string; durationMs: number; comment: string }, OperatorMeta>): Promise<AlarmDocument> {
@@ -233,6 +239,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       unshelve: {
         rest: "POST /alarms/:id/unshelve",
+        role: "operator",
         openapi: { summary: "Unshelve an alarm" },
         params: { id: ALARM_ID, comment: OPTIONAL_COMMENT },
         handler(ctx: Context<{ id: string; comment?: string }, OperatorMeta>): Promise<AlarmDocument> {
@@ -242,6 +249,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       comment: {
         rest: "POST /alarms/:id/comments",
+        role: "operator",
         openapi: { summary: "Add a comment to an alarm's journal" },
         params: { id: ALARM_ID, comment: COMMENT },
         handler(ctx: Context<{ id: string; comment: string }, OperatorMeta>): Promise<AlarmDocument> {
@@ -251,6 +259,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       removeFromService: {
         rest: "POST /alarms/:id/remove-from-service",
+        role: "engineer",
         openapi: { summary: "Take an alarm out of service" },
         params: { id: ALARM_ID, comment: OPTIONAL_COMMENT },
         handler(ctx: Context<{ id: string; comment?: string }, OperatorMeta>): Promise<AlarmDocument> {
@@ -260,6 +269,7 @@ export default function createAlarmsService(config: PlantwireConfig): ServiceSch
 
       returnToService: {
         rest: "POST /alarms/:id/return-to-service",
+        role: "engineer",
         openapi: { summary: "Return an alarm to service" },
         params: { id: ALARM_ID, comment: OPTIONAL_COMMENT },
         handler(ctx: Context<{ id: string; comment?: string }, OperatorMeta>): Promise<AlarmDocument> {

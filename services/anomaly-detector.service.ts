@@ -99,6 +99,7 @@ export default function createAnomalyDetectorService(config: PlantwireConfig): S
 
       deviceScore: {
         rest: "GET /devices/:id/anomaly",
+        role: "viewer",
         openapi: { summary: "A device's current anomaly score, the tags that explain it (value, expected, robust z) and its detector's state" },
         params: { id: ID },
         async handler(ctx: Context<{ id: string }>): Promise<DeviceAnomalyScore & { source: "live" | "checkpoint" }> {

@@ -2,6 +2,7 @@ import { Errors, type Context, type ServiceSchema } from "moleculer";
 import ApiGateway, { type ApiSettingsSchema } from "moleculer-web";
 import type { ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
+import { gatewayAuthMixin, rateLimitKey } from "../mixins/gateway-auth.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaLagMixin } from "../mixins/kafka-lag.mixin.ts";
 import { liveStreamAlias, liveStreamMixin } from "../mixins/live-stream.mixin.ts";
@@ -27,8 +28,8 @@ export function errorResponse(err: ErrorLike): { status: number; body: { error: 
     return { status: 400, body: { error: { type: "INVALID_PARAMETER", message, fields: fields.map((f) => f.field ?? "") } } };
   }
   const status = typeof err.code === "number" && err.code >= 400 && err.code < 600 ? err.code : 500;
-  const message = status >= 500 && status !== 503 ? "internal error" : err.message;
-  return { status, body: { error: { type: err.type ?? (status === 404 ? "NOT_FOUND" : "ERROR"), message } } };
+  const message = status >= 500 && status !== 503 ? "internal error" : status === 429 ? "too many requests: wait for the rate-limit window (X-Rate-Limit-Reset)" : err.message;
+  return { status, body: { error: { type: err.type ?? (status === 404 ? "NOT_FOUND" : status === 429 ? "RATE_LIMITED" : "ERROR"), message } } };
 }
 
 /** Deeper than any request body of the API (PATCH /devices/{id} nests 5 levels). */
@@ -55,7 +56,7 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
     name: "api",
     // Mixins stop in this order: the live stream first ends its open streams, which the gateway's
     // server.close() would otherwise wait for.
-    mixins: [liveStreamMixin(config), ApiGateway, redisMixin(config), healthMixin(), openApiMixin(), kafkaLagMixin(config)],
+    mixins: [liveStreamMixin(config), ApiGateway, gatewayAuthMixin(config), redisMixin(config), healthMixin(), openApiMixin(), kafkaLagMixin(config)],
 
     settings: {
       rest: "/",
@@ -75,6 +76,10 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
           // Server-Sent Events, written by the live-stream mixin (docs/api.md "Live stream").
           aliases: { "GET /stream": liveStreamAlias },
           bodyParsers: { json: { limit: "64kb" }, urlencoded: false },
+          // authenticate/authorize of the gateway-auth mixin: every route checks its action's `role`.
+          authentication: true,
+          authorization: true,
+          ...(config.auth.rateLimit > 0 ? { rateLimit: { window: config.auth.rateWindowMs, limit: config.auth.rateLimit, headers: true, key: rateLimitKey(config) } } : {}),
           onBeforeCall(_ctx: Context, _route: unknown, req: { $params?: unknown }) {
             if (nestedDeeperThan(req.$params, MAX_PARAMS_DEPTH)) {
               const message = `the request nests deeper than ${MAX_PARAMS_DEPTH} levels`;
@@ -85,6 +90,7 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
             const { status, body } = errorResponse(err);
             if (status >= 500) this.logger.error("request failed", { method: req.method, url: req.url, error: err.message, code: err.code });
             res.setHeader("Content-Type", "application/json; charset=utf-8");
+            if (status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="plantwire"');
             res.writeHead(status);
             res.end(JSON.stringify(body));
           },
@@ -93,8 +99,12 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
     },
 
     actions: {
+      // moleculer-web's own route listing (GET /api/list-aliases) needs a role like every route.
+      listAliases: { role: "viewer", openapi: { summary: "The routes this gateway serves, as moleculer-web lists them" } },
+
       systemHealth: {
         rest: "GET /health",
+        role: "public",
         openapi: { summary: "Every service and server with its status: 200 when all are up, 503 when degraded" },
         async handler(ctx: Context<unknown, { $statusCode?: number }>): Promise<SystemHealth> {
           const services = this.broker.registry.getServiceList({ onlyAvailable: true, skipInternal: true, withActions: true }) as unknown as {

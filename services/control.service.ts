@@ -158,6 +158,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
     actions: {
       send: {
         rest: "POST /devices/:id/commands",
+        role: "operator",
         openapi: { summary: "Send a command (start, stop, reset, setpoint) to a PLC: 202 with the pending command", status: 202 },
         // Never retried by the caller: a retry would send the command to the PLC twice.
         retryPolicy: { enabled: false },
@@ -188,6 +189,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
 
       get: {
         rest: "GET /commands/:id",
+        role: "viewer",
         openapi: { summary: "One command with its status: pending, acknowledged, rejected or timed_out" },
         params: { id: COMMAND_ID },
         async handler(ctx: Context<{ id: string }>): Promise<CommandView> {
@@ -199,6 +201,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
 
       list: {
         rest: "GET /commands",
+        role: "viewer",
         openapi: { summary: "Recent commands, newest first, with who sent them and their outcome" },
         params: {
           device: { ...DEVICE_ID, optional: true },
@@ -217,6 +220,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
       // a service of its own would be one more deployment unit for two read-only routes.
       audit: {
         rest: "GET /audit",
+        role: "engineer",
         openapi: {
           summary: "Audit trail entries (who did what, when), newest first, filtered by time and subject",
           description: "`from`/`to` (epoch ms or ISO-8601) bound the entries' `at`; `subject` is `command`, `device`, `alarm`, ...; `limit` 1..1000, default 100. Each entry: `seq`, `at`, `action`, `subject`, `subjectId`, `user`, `details`, `prevHash`, `hash` (docs/security.md).",
@@ -239,6 +243,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
 
       verifyAudit: {
         rest: "GET /audit/verify",
+        role: "engineer",
         openapi: { summary: "Check the audit trail's hash chain: ok, or the first broken link (edited, deleted, inserted or reordered entry)" },
         // Reads the whole chain.
         timeout: 120_000,

@@ -114,6 +114,7 @@ export default function createDeadLettersService(config: PlantwireConfig): Servi
     actions: {
       list: {
         rest: "GET /dead-letters",
+        role: "viewer",
         openapi: { summary: "List dead letters, newest first, filtered by reason code, device, time and replay status" },
         params: {
           ...FILTER_PARAMS,
@@ -135,6 +136,7 @@ export default function createDeadLettersService(config: PlantwireConfig): Servi
 
       stats: {
         rest: "GET /dead-letters/stats",
+        role: "viewer",
         openapi: { summary: "Dead letters stored and replay outcomes of this dead-letters instance since it started" },
         handler(): DeadLettersStats {
           return this.stats as DeadLettersStats;
@@ -143,6 +145,7 @@ export default function createDeadLettersService(config: PlantwireConfig): Servi
 
       get: {
         rest: "GET /dead-letters/:id",
+        role: "viewer",
         openapi: { summary: "One dead letter with its payload and replay status" },
         params: { id: ID },
         async handler(ctx: Context<{ id: string }>): Promise<DeadLetterDocument> {
@@ -154,6 +157,7 @@ export default function createDeadLettersService(config: PlantwireConfig): Servi
 
       replay: {
         rest: "POST /dead-letters/:id/replay",
+        role: "engineer",
         openapi: { summary: "Replay one dead letter through the preprocessor's validation; forwarded at most once" },
         // Not retried by the caller: the claim makes a retry harmless, but a timed-out replay is still running.
         retryPolicy: { enabled: false },
@@ -168,6 +172,7 @@ export default function createDeadLettersService(config: PlantwireConfig): Servi
 
       replayMany: {
         rest: "POST /dead-letters/replay",
+        role: "engineer",
         openapi: { summary: `Replay the dead letters matching a filter, oldest first, at most ${MAX_BULK_REPLAY} per call` },
         retryPolicy: { enabled: false },
         timeout: 300_000,

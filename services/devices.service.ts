@@ -92,6 +92,7 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
 
       get: {
         rest: "GET /devices/:id",
+        role: "viewer",
         openapi: { summary: "One device: its place in the plant, tags with units, ranges and limits (the engineer's changes merged in), metadata" },
         cache: { keys: ["id"] },
         params: { id: LEVEL },
@@ -104,6 +105,7 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
 
       update: {
         rest: "PATCH /devices/:id",
+        role: "engineer",
         openapi: {
           summary: "Change a device's limits, alarm settings and descriptions",
           description: "Limits (`lolo ≤ lo < hi ≤ hihi`, inside the tag's engineering range; `null` removes one) and alarm settings of numeric tags, and free-text metadata. Kept over the PLC's next birth; recorded with who and when.",
@@ -127,6 +129,7 @@ export default function createDevicesService(config: PlantwireConfig): ServiceSc
 
       list: {
         rest: "GET /devices",
+        role: "viewer",
         openapi: { summary: "Registered devices, filtered by site, area, line and state, sorted by id, paginated" },
         cache: { keys: ["site", "area", "line", "state", "limit", "offset"] },
         params: {

@@ -173,6 +173,7 @@ export default function createHistorianService(config: PlantwireConfig): Service
 
       latest: {
         rest: "GET /devices/:id/latest",
+        role: "viewer",
         openapi: { summary: "Newest value of every tag of a device, with quality and source timestamp (from Redis)" },
         params: { id: ID },
         async handler(ctx: Context<{ id: string }>): Promise<LatestResult> {
@@ -186,6 +187,7 @@ export default function createHistorianService(config: PlantwireConfig): Service
 
       history: {
         rest: "GET /devices/:id/history",
+        role: "viewer",
         openapi: {
           summary: "One tag's history from raw samples, 1-minute or 1-hour rollups, chosen by span and points",
           description:
@@ -204,6 +206,7 @@ export default function createHistorianService(config: PlantwireConfig): Service
 
       export: {
         rest: "GET /devices/:id/export",
+        role: "viewer",
         openapi: {
           summary: "Several tags' history aligned by timestamp, as CSV or JSON",
           description:

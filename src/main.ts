@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import { ServiceBroker, type ServiceSchema } from "moleculer";
 import { brokerOptions } from "../moleculer.config.ts";
 import { ConfigError } from "./shared/errors.ts";
-import { loadConfig, type PlantwireConfig } from "./shared/config.ts";
+import { loadConfig, requireSecrets, type PlantwireConfig } from "./shared/config.ts";
 import type { ServiceHealth } from "./shared/health.ts";
 
 type ServiceFactory = (config: PlantwireConfig) => ServiceSchema;
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   let config: PlantwireConfig;
   try {
     config = loadConfig();
+    requireSecrets(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`plantwire: configuration error: ${err.message}\n`);

@@ -5,6 +5,7 @@ import type { CommandRequest, CommandView } from "../../src/control/commands.ts"
 import type { KafkaLagReport } from "../../src/kafka/consumer-lag.ts";
 import type { SystemHealth } from "../../src/shared/health-summary.ts";
 import type { AlarmDocument, DeviceAnomalyScore, DeviceDocument, HistoryPoint, LatestValue } from "../../src/shared/types.ts";
+import { authHeader, sessionExpired } from "./session.ts";
 
 export class ApiError extends Error {
   readonly status: number;
@@ -16,7 +17,8 @@ export class ApiError extends Error {
 }
 
 async function request<T>(path: string, init?: RequestInit, acceptStatus: readonly number[] = []): Promise<T> {
-  const res = await fetch(`/api${path}`, { ...init, headers: { Accept: "application/json", ...(init?.body ? { "Content-Type": "application/json" } : {}) } });
+  const res = await fetch(`/api${path}`, { ...init, headers: { Accept: "application/json", ...authHeader(), ...(init?.body ? { "Content-Type": "application/json" } : {}) } });
+  if (res.status === 401) sessionExpired();
   const body = (await res.json().catch(() => null)) as (T & { error?: { message?: string } }) | null;
   if (!res.ok && !acceptStatus.includes(res.status)) throw new ApiError(res.status, body?.error?.message ?? `${res.status} ${res.statusText}`);
   return body as T;

@@ -3,6 +3,7 @@
 // cost one DOM update per animation frame.
 import type { AlarmTopicRecord, DeviceAddress, LatestValue, TelemetryRecord } from "../../src/shared/types.ts";
 import { streamQuery } from "./model.ts";
+import { sessionToken } from "./session.ts";
 
 export interface SnapshotRecord extends DeviceAddress {
   values: Record<string, LatestValue>;
@@ -29,7 +30,9 @@ function showLink(text: string, ok: boolean): void {
 export function subscribe(filters: readonly string[], kinds: readonly ("telemetry" | "alarms")[] | undefined, handlers: LiveHandlers): () => void {
   const query = streamQuery(filters, kinds);
   if (!query) return () => undefined;
-  const source = new EventSource(`/api/stream?${query}`);
+  // EventSource cannot send headers: the token goes in the query, which the gateway accepts on this route only.
+  const token = sessionToken();
+  const source = new EventSource(`/api/stream?${query}${token ? `&access_token=${encodeURIComponent(token)}` : ""}`);
   const on = <T>(event: string, handler: ((data: T) => void) | undefined) => {
     if (handler) source.addEventListener(event, (e) => handler(JSON.parse((e as MessageEvent<string>).data) as T));
   };

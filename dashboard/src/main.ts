@@ -10,6 +10,7 @@ import { renderAlarms } from "./views/alarms.ts";
 import { renderDevice } from "./views/device.ts";
 import { renderHealth } from "./views/health.ts";
 import { renderOverview } from "./views/overview.ts";
+import { showUser, signIn } from "./session.ts";
 
 /** Alarms shown to operators (active or waiting for an ack), re-read whenever an alarm record arrives. */
 export class AlarmFeed {
@@ -44,7 +45,7 @@ export type Screen = (root: HTMLElement, feed: AlarmFeed, arg: string | undefine
 
 const SCREENS: Record<string, Screen> = { "": renderOverview, device: renderDevice, alarms: renderAlarms, health: renderHealth };
 
-const feed = new AlarmFeed();
+let feed: AlarmFeed;
 let leave: (() => void) | undefined;
 
 function route(): void {
@@ -58,7 +59,12 @@ function route(): void {
   leave = screen(root, feed, arg ? decodeURIComponent(arg) : undefined);
 }
 
-window.addEventListener("hashchange", route);
-route();
+// Nothing is fetched or streamed before the user signed in.
+void signIn(document.getElementById("screen") as HTMLElement).then((user) => {
+  showUser(user);
+  feed = new AlarmFeed();
+  window.addEventListener("hashchange", route);
+  route();
+});
 const clock = document.getElementById("clock");
 if (clock) setInterval(() => setText(clock, time(Date.now())), 1_000);

@@ -3,6 +3,7 @@
 // route table is computed the way moleculer-web's autoAliases computes it, so the document and
 // the served routes cannot drift apart (test/integration/openapi.spec.ts compares them).
 import { readFileSync } from "node:fs";
+import { isRouteRole, type RouteRole } from "../auth/roles.ts";
 
 /**
  * What an action says about itself in the document, beside `rest`:
@@ -24,6 +25,8 @@ export interface ActionDescription {
   rest?: unknown;
   params?: Record<string, unknown>;
   openapi?: OpenApiActionInfo;
+  /** The lowest role the route needs (src/auth/roles.ts); the gateway refuses an action without one. */
+  role?: unknown;
   visibility?: string;
 }
 
@@ -91,6 +94,10 @@ export interface Operation {
   parameters?: Parameter[];
   requestBody?: { required: boolean; content: Record<string, { schema: JsonSchema }> };
   responses: Record<string, { description: string; content?: Record<string, { schema: JsonSchema }> } | { $ref: string }>;
+  /** Which credentials the operation takes; `[]` for a public one. */
+  security?: Record<string, string[]>[];
+  /** The lowest role that may call it, or "public" (docs/security.md, "Authentication and roles"). */
+  "x-required-role"?: RouteRole | "undeclared";
 }
 
 export interface OpenApiDocument {
@@ -101,10 +108,14 @@ export interface OpenApiDocument {
   components: {
     schemas: Record<string, JsonSchema>;
     responses: Record<string, { description: string; content: Record<string, { schema: JsonSchema }> }>;
+    securitySchemes?: Record<string, Record<string, string>>;
   };
 }
 
 export const HTTP_METHODS = ["get", "post", "put", "patch", "delete"] as const;
+
+/** Roles of the aliases that are handlers rather than actions, keyed by "METHOD /full/path". */
+export const GATEWAY_ROLES: Record<string, RouteRole> = { "GET /api/stream": "viewer" };
 
 /** Operations of aliases that are handlers rather than actions, keyed by "METHOD /full/path". */
 export const GATEWAY_OPERATIONS: Record<string, Omit<Operation, "operationId" | "tags">> = {
@@ -115,6 +126,13 @@ export const GATEWAY_OPERATIONS: Record<string, Omit<Operation, "operationId" | 
     parameters: [
       { name: "filter", in: "query", required: true, description: "Unified-namespace topic filters (`plant1/+/line2/#`, URL-encoded); repeated or comma-separated.", schema: { type: "string" } },
       { name: "kinds", in: "query", required: false, description: "Comma-separated `telemetry`, `alarms`; both by default.", schema: { type: "string" } },
+      {
+        name: "access_token",
+        in: "query",
+        required: false,
+        description: "The bearer token, for clients that cannot send headers (EventSource); accepted on this route only.",
+        schema: { type: "string" },
+      },
     ],
     responses: {
       "200": { description: "The event stream", content: { "text/event-stream": { schema: { type: "string" } } } },
@@ -366,6 +384,19 @@ function actionOperation(route: RestRoute, action: ActionDescription, method: st
   return operation;
 }
 
+/** Declares the operation's role, credentials and the answers authentication adds. */
+function secure(operation: Operation, role: unknown): void {
+  operation["x-required-role"] = isRouteRole(role) ? role : "undeclared";
+  operation.responses["429"] = { $ref: "#/components/responses/TooManyRequests" };
+  if (role === "public") {
+    operation.security = [];
+    return;
+  }
+  operation.security = [{ bearer: [] }, { apiKey: [] }];
+  operation.responses["401"] = { $ref: "#/components/responses/Unauthorized" };
+  operation.responses["403"] = { $ref: "#/components/responses/Forbidden" };
+}
+
 /** The package's version, as the document's `info.version`. */
 export function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -383,8 +414,10 @@ export function buildOpenApiDocument(routes: RestRoute[], version: string): Open
     if (route.action) operation = actionOperation(route, route.action, method);
     else {
       const known = GATEWAY_OPERATIONS[`${method.toUpperCase()} ${route.path}`];
-      operation = { operationId: `gateway.${method}${route.path.replace(/[^A-Za-z0-9]+/g, "_")}`, tags: [route.service], ...(known ?? { summary: `${method.toUpperCase()} ${path}`, responses: { "200": { description: "OK" } } }) };
+      const base = known ?? { summary: `${method.toUpperCase()} ${path}`, responses: { "200": { description: "OK" } } };
+      operation = { operationId: `gateway.${method}${route.path.replace(/[^A-Za-z0-9]+/g, "_")}`, tags: [route.service], ...base, responses: { ...base.responses } };
     }
+    secure(operation, route.action ? route.action.role : GATEWAY_ROLES[`${method.toUpperCase()} ${route.path}`]);
     // An action served on two routes gets one id per route.
     let id = operation.operationId;
     for (let n = 2; operationIds.has(id); n++) id = `${operation.operationId}_${n}`;
@@ -403,7 +436,7 @@ export function buildOpenApiDocument(routes: RestRoute[], version: string): Open
       title: "plantwire REST API",
       version,
       description:
-        "Devices, values, history, alarms, commands and the live stream of a plantwire system. Errors are JSON `{\"error\": {\"type\", \"message\", \"fields\"?}}`: 400 for a bad parameter (naming it), 404 for an unknown id or route, 503 when a server or service the request needs is not reachable.",
+        "Devices, values, history, alarms, commands and the live stream of a plantwire system. Every operation but health, this document, the docs page and the login needs credentials: `Authorization: Bearer <token>` from `POST /api/auth/login`, or `X-API-Key: <key>`; each names its lowest role (`x-required-role`: viewer < operator < engineer < admin). Errors are JSON `{\"error\": {\"type\", \"message\", \"fields\"?}}`: 400 for a bad parameter (naming it), 401 for missing or invalid credentials, 403 for too low a role, 404 for an unknown id or route, 429 when a client sent too many requests, 503 when a server or service the request needs is not reachable.",
     },
     tags,
     paths: sortedPaths,
@@ -413,6 +446,13 @@ export function buildOpenApiDocument(routes: RestRoute[], version: string): Open
         BadRequest: errorResponse("A parameter is invalid; `fields` names it"),
         NotFound: errorResponse("Unknown id"),
         Unavailable: errorResponse("A server or service the request needs is not reachable"),
+        Unauthorized: errorResponse("Credentials missing or invalid (unknown, expired or revoked)"),
+        Forbidden: errorResponse("The credentials' role is below the operation's"),
+        TooManyRequests: errorResponse("Too many requests from this user, key or address in the rate-limit window"),
+      },
+      securitySchemes: {
+        bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT", description: "A token from POST /api/auth/login" },
+        apiKey: { type: "apiKey", in: "header", name: "X-API-Key", description: "An API key from POST /api/auth/keys" },
       },
     },
   };

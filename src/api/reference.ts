@@ -31,6 +31,8 @@ export function renderReferenceMarkdown(doc: OpenApiDocument): string {
     for (const { method, path, operation } of operations) {
       lines.push(`### \`${method} ${path}\``, "", operation.summary === operation.operationId ? `\`${operation.operationId}\`` : `${operation.summary} (\`${operation.operationId}\`)`, "");
       if (operation.description) lines.push(operation.description, "");
+      const role = operation["x-required-role"];
+      if (role) lines.push(role === "public" ? "Public: no credentials needed." : `Needs the role \`${role}\` or higher.`, "");
       const parameters = parameterRows(operation.parameters);
       if (parameters.length > 0) lines.push("Parameters:", "", ...fieldTable(parameters), "");
       const body = operation.requestBody?.content["application/json"]?.schema;

@@ -12,7 +12,7 @@ export interface AuditInput {
   /** The kind of thing acted on: `command`, `device`, `alarm`, later `user`, `session`. */
   subject: string;
   subjectId: string;
-  /** Who: the authenticated user (ctx.meta.user) once authentication exists, "anonymous" until then. */
+  /** Who: the authenticated user's or API key's name (ctx.meta.user), "anonymous" with API_AUTH=off or for internal calls. */
   user: string;
   /** JSON-compatible particulars (undefined fields are dropped). */
   details?: Record<string, unknown>;

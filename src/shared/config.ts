@@ -24,6 +24,19 @@ export interface PlantwireConfig {
   mongoUrl: string;
   apiPort: number;
   apiHost: string;
+  /** API authentication and rate limiting (docs/security.md, "Authentication and roles"). */
+  auth: {
+    /** false only with the demo switch API_AUTH=off: every route open, no user recorded. */
+    enabled: boolean;
+    /** HS256 key of the login tokens; a secret, from the environment only (needed by api and auth). */
+    jwtSecret: string | undefined;
+    /** Password of the `admin` user the auth service creates when no user exists; a secret. */
+    adminPassword: string | undefined;
+    tokenTtlS: number;
+    /** Requests per client (user, API key or address) and window; 0 turns rate limiting off. */
+    rateLimit: number;
+    rateWindowMs: number;
+  };
   maxPayloadBytes: number;
   bucketSpanMs: number;
   /** How long a device must stay quiet after its window ended before the historian writes the window. */
@@ -72,10 +85,12 @@ export interface PlantwireConfig {
     shardCount: number;
     /** Telemetry messages each PLC holds while they cannot be delivered (store-and-forward); the oldest go first. */
     bufferMax: number;
+    /** After a reconnect, telemetry acknowledged this long before the connection was lost is sent again (0: off). */
+    resendWindowMs: number;
   };
 }
 
-export const ALL_SERVICES = ["devices", "plc-simulator", "preprocessor", "historian", "anomaly-detector", "alarms", "control", "dead-letters", "api"];
+export const ALL_SERVICES = ["devices", "plc-simulator", "preprocessor", "historian", "anomaly-detector", "alarms", "control", "dead-letters", "auth", "api"];
 
 type Env = Record<string, string | undefined>;
 
@@ -146,6 +161,13 @@ function topicPrefix(env: Env): string {
   return prefix;
 }
 
+/** API_AUTH: "on" (the default) or "off", the documented demo switch that opens every route. */
+function apiAuth(env: Env): boolean {
+  const raw = str(env, "API_AUTH", "on");
+  if (raw !== "on" && raw !== "off") throw new ConfigError(`API_AUTH must be "on" or "off", got "${raw}"`);
+  return raw === "on";
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /** Reads and validates the environment once; throws ConfigError naming the bad setting. */
@@ -182,6 +204,14 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     mongoUrl: url(env, "MONGO_URL", "mongodb://127.0.0.1:27017/plantwire", ["mongodb", "mongodb+srv"]),
     apiPort: int(env, "API_PORT", 8000, 1, 65535),
     apiHost: str(env, "API_HOST", "127.0.0.1"),
+    auth: {
+      enabled: apiAuth(env),
+      jwtSecret: env.AUTH_JWT_SECRET || undefined,
+      adminPassword: env.AUTH_ADMIN_PASSWORD || undefined,
+      tokenTtlS: int(env, "AUTH_TOKEN_TTL_S", 28_800, 60, 2_592_000),
+      rateLimit: int(env, "API_RATE_LIMIT", 600, 0, 100_000_000),
+      rateWindowMs: int(env, "API_RATE_WINDOW_MS", 60_000, 1_000, 3_600_000),
+    },
     maxPayloadBytes: int(env, "MAX_PAYLOAD_BYTES", 65536, 256, 16 * 1024 * 1024),
     bucketSpanMs: int(env, "HISTORIAN_BUCKET_MS", 60_000, 1000, 86_400_000),
     historianSealGraceMs: int(env, "HISTORIAN_SEAL_GRACE_MS", 5_000, 0, 3_600_000),
@@ -214,7 +244,23 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
       seed: int(env, "PLC_SEED", 1, 0, 2 ** 31 - 1),
       site: str(env, "PLC_SITE", "plant1"),
       bufferMax: int(env, "PLC_BUFFER_MAX", 3600, 1, 10_000_000),
+      resendWindowMs: int(env, "PLC_RESEND_WINDOW_MS", 5_000, 0, 3_600_000),
       ...shard(env),
     },
   };
+}
+
+/**
+ * Fails fast when a process runs the api or auth service with authentication on but without its
+ * secrets (scripts/start.sh generates them; Compose and Kubernetes pass them from the environment).
+ * Apart from loadConfig, so the defaults stay loadable for tools and tests that need no secrets.
+ */
+export function requireSecrets(config: PlantwireConfig): void {
+  if (!config.auth.enabled) return;
+  const needs = config.services.filter((s) => s === "api" || s === "auth");
+  if (needs.length === 0) return;
+  const secret = config.auth.jwtSecret;
+  if (secret === undefined || secret.length < 32) {
+    throw new ConfigError(`AUTH_JWT_SECRET must be set to at least 32 characters for ${needs.join(" and ")} (or API_AUTH=off, the demo switch)`);
+  }
 }

@@ -1,5 +1,6 @@
 // Payload, record and document types shared by producers, consumers and tests.
 // One definition each: the MQTT contract, the Kafka records and the MongoDB documents.
+import type { Role } from "../auth/roles.ts";
 
 export type TagValue = number | boolean | string;
 export type Quality = "good" | "uncertain" | "bad";
@@ -346,4 +347,38 @@ export interface LatestValue {
   v: TagValue;
   q: Quality;
   ts: number;
+}
+
+/** Who made a request, as the gateway puts it in `ctx.meta.user` (src/auth/, docs/security.md). */
+export interface AuthUser {
+  name: string;
+  role: Role;
+  /** A person logged in with a password (JWT), or a machine with an API key. */
+  kind: "user" | "key";
+}
+
+/** A user as the admin routes show it (never the password hash). */
+export interface UserView {
+  name: string;
+  role: Role;
+  createdAt: number;
+  createdBy: string;
+}
+
+/** An API key as the admin routes show it: `id` is the SHA-256 of the key, never the key itself. */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: number;
+  createdBy: string;
+}
+
+/** The answer of `POST /api/auth/login`. */
+export interface LoginResult {
+  token: string;
+  tokenType: "Bearer";
+  /** Epoch ms. */
+  expiresAt: number;
+  user: AuthUser;
 }

@@ -14,7 +14,7 @@ import type { CommandView } from "../../src/control/commands.ts";
 import type { KafkaLagReport } from "../../src/kafka/consumer-lag.ts";
 import type { AlarmDocument, DeviceAnomalyScore, DeviceDocument, LatestValue } from "../../src/shared/types.ts";
 import { launchChromium } from "../helpers/browser.ts";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { cleanupRun, getJson, isolatedEnv, startPlantwire, TEST_ADMIN_PASSWORD, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -53,8 +53,9 @@ describe("operator dashboard in headless Chromium", function () {
     page.on("pageerror", (err) => pageErrors.push(err.message));
     page.on("console", (msg) => {
       // The dead-letter route may not exist yet: the health screen hides its panel on that 404. A
-      // device has no anomaly score (404) until the detector evaluated its first sample.
-      if (msg.type() === "error" && !/\/api\/(dead-letters|devices\/[^/]+\/anomaly)/.test(msg.location().url)) pageErrors.push(`${msg.text()} (${msg.location().url})`);
+      // device has no anomaly score (404) until the detector evaluated its first sample. Before the
+      // sign-in, the dashboard asks who it is and gets a 401.
+      if (msg.type() === "error" && !/\/api\/(dead-letters|devices\/[^/]+\/anomaly|auth\/me)/.test(msg.location().url)) pageErrors.push(`${msg.text()} (${msg.location().url})`);
     });
   });
 
@@ -69,6 +70,22 @@ describe("operator dashboard in headless Chromium", function () {
     // An uncaught error or a failed request in the page fails the test that caused it.
     const errors = pageErrors.splice(0);
     if (this.currentTest?.state === "passed") assert.deepEqual(errors, [], "errors in the page");
+  });
+
+  it("asks for a sign-in first, and refuses a wrong password", async () => {
+    await page.goto(`${base}/`);
+    const form = page.locator("form.login");
+    await form.waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator(".tile[data-device]").count(), 0, "nothing shown before the sign-in");
+    await form.locator('input[name="name"]').fill("admin");
+    await form.locator('input[name="password"]').fill("not the password");
+    await form.locator('button[type="submit"]').click();
+    await waitFor("the refusal", async () => /wrong/.test(await form.locator(".login-error").innerText()), 10_000);
+    pageErrors.splice(0).forEach((e) => assert.match(e, /auth\/login/, "only the refused login failed"));
+    await form.locator('input[name="password"]').fill(TEST_ADMIN_PASSWORD);
+    await form.locator('button[type="submit"]').click();
+    await page.locator("#user").getByText("admin").waitFor({ timeout: 10_000 });
+    assert.ok(await page.evaluate(() => sessionStorage.getItem("plantwire.token")), "the token is kept for the tab");
   });
 
   it("shows every simulated device on the overview, live without a reload", async () => {

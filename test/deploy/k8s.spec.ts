@@ -60,6 +60,7 @@ const CLIENT_OF: Record<string, ("kafka" | "mongo" | "mqtt")[]> = {
   alarms: ["kafka", "mongo"],
   control: ["mqtt", "kafka", "mongo"],
   "dead-letters": ["kafka", "mongo"],
+  auth: ["mongo"],
   api: [],
   "kafka-topics": ["kafka"],
   "mongo-init": ["mongo"],

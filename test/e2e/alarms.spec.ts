@@ -6,7 +6,7 @@ import { ServiceBroker } from "moleculer";
 import type { AlarmWithJournal } from "../../services/alarms.service.ts";
 import type { AlarmKpis } from "../../src/alarms/alarm-kpis.ts";
 import type { AlarmDocument, DeviceDocument, GroundTruthRecord } from "../../src/shared/types.ts";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 // docs/plc-simulator.md: an overheat (loss of cooling) at severity 0.5 drives the pump's bearing
@@ -59,7 +59,7 @@ describe("alarm lifecycle end to end", function () {
     assert.ok(raised.value > 70, `raised at ${raised.value} °C, above hi 70`);
     assert.ok(raised.activatedAt >= truth.start && raised.activatedAt < truth.end, "raised while the fault was active");
 
-    const ack = await fetch(`${api}/alarms/${ALARM_ID}/ack`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ comment: "cooling water valve checked" }) });
+    const ack = await apiFetch(`${api}/alarms/${ALARM_ID}/ack`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ comment: "cooling water valve checked" }) });
     const acked = (await ack.json()) as AlarmDocument;
     assert.equal(ack.status, 200, JSON.stringify(acked));
     assert.equal(acked.state, "active-acked");
@@ -73,7 +73,7 @@ describe("alarm lifecycle end to end", function () {
       cleared.journal.entries.map((e) => [e.action, e.from, e.to, e.user]),
       [
         ["activated", "cleared", "active-unack", "system"],
-        ["acknowledged", "active-unack", "active-acked", "anonymous"],
+        ["acknowledged", "active-unack", "active-acked", "admin"],
         ["returned", "active-acked", "cleared", "system"],
       ],
     );

@@ -4,7 +4,7 @@
 import { strict as assert } from "node:assert";
 import type { CommandView } from "../../src/control/commands.ts";
 import type { HistoryPoint } from "../../src/shared/types.ts";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 interface ErrorBody {
@@ -12,7 +12,7 @@ interface ErrorBody {
 }
 
 async function postJson<T>(url: string, body: unknown): Promise<{ status: number; location: string | null; body: T }> {
-  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const res = await apiFetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   return { status: res.status, location: res.headers.get("location"), body: (await res.json()) as T };
 }
 
@@ -72,7 +72,7 @@ describe("plantwire end to end: supervisory commands through REST", function () 
       return body.status === "pending" ? undefined : body;
     }, 15_000, 100);
     assert.equal(acknowledged.status, "acknowledged", JSON.stringify(acknowledged));
-    assert.deepEqual([acknowledged.device, acknowledged.action, acknowledged.tag, acknowledged.value, acknowledged.user], ["oven-01", "setpoint", "temp_sp", 150, "anonymous"]);
+    assert.deepEqual([acknowledged.device, acknowledged.action, acknowledged.tag, acknowledged.value, acknowledged.user], ["oven-01", "setpoint", "temp_sp", 150, "admin"]);
 
     await waitFor("the new setpoint in the stored history", async () => {
       const points = await history("oven-01", "temp_sp", sentAt);

@@ -3,7 +3,7 @@ import { strict as assert } from "node:assert";
 import mqtt, { type MqttClient } from "mqtt";
 import type { DeviceDocument, TelemetryPayload, TelemetryRecord } from "../../src/shared/types.ts";
 import { openEventStream, type EventStream } from "../../src/stream/sse-client.ts";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { cleanupRun, getJson, isolatedEnv, startPlantwire, testToken, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 describe("live stream end to end", function () {
@@ -48,7 +48,7 @@ describe("live stream end to end", function () {
     await observer.subscribeAsync(`${env.MQTT_TOPIC_ROOT}/${device.site}/${device.area}/${device.line}/${device._id}/telemetry`, { qos: 1 });
 
     const filter = `${env.MQTT_TOPIC_ROOT}/${device.site}/+/+/${device._id}/telemetry`;
-    stream = await openEventStream(`${api}/stream?filter=${encodeURIComponent(filter)}`);
+    stream = await openEventStream(`${api}/stream?filter=${encodeURIComponent(filter)}&access_token=${testToken("viewer")}`);
     assert.equal(stream.status, 200);
     const open = stream;
     await waitFor("the snapshot", () => open.messages.some((m) => m.event === "snapshot-complete"));

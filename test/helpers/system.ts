@@ -1,12 +1,15 @@
 // Runs a whole plantwire system as child processes against the real local servers, isolated from
 // any other run by its own Moleculer namespace, MQTT root, Kafka topic prefix and Mongo database.
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel, type Consumer } from "kafkajs";
 import type { ServiceBroker } from "moleculer";
 import { MongoClient } from "mongodb";
 import mqtt from "mqtt";
+import { signJwt } from "../../src/auth/jwt.ts";
+import type { Role } from "../../src/auth/roles.ts";
 import { createPlantwireBroker } from "../../src/main.ts";
 import { loadConfig } from "../../src/shared/config.ts";
 import { KAFKA_TOPICS } from "../../src/shared/topics.ts";
@@ -32,17 +35,44 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Settings that keep one test run's data apart from every other run's. */
-export async function isolatedEnv(label: string, extra: Record<string, string> = {}): Promise<TestSystemEnv> {
+/** The API secrets of every system this test process starts (isolatedEnv): fresh per process, never in the repository. */
+export const TEST_JWT_SECRET = randomBytes(32).toString("base64url");
+export const TEST_ADMIN_PASSWORD = randomBytes(12).toString("base64url");
+
+/**
+ * A bearer token as `POST /api/auth/login` issues it, signed with the test process's secret, so a
+ * test needs neither a login round trip nor the auth service among the services it starts.
+ */
+export function testToken(role: Role = "admin", name = role === "admin" ? "admin" : `test-${role}`): string {
+  const iat = Math.floor(Date.now() / 1000);
+  return signJwt({ sub: name, role, iat, exp: iat + 86_400 }, TEST_JWT_SECRET);
+}
+
+/** The Authorization header of a test client with `role` (admin: may do everything). */
+export function authHeaders(role: Role = "admin"): Record<string, string> {
+  return { Authorization: `Bearer ${testToken(role)}` };
+}
+
+/** fetch with an admin's credentials added (a test's own headers win). */
+export function apiFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) } });
+}
+
+/** Settings that keep one test run's data apart from every other run's. `mongoServer`: another MongoDB-wire server (test/chaos runs its own). */
+export async function isolatedEnv(label: string, extra: Record<string, string> = {}, mongoServer = "mongodb://127.0.0.1:27017"): Promise<TestSystemEnv> {
   const run = `${label}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
   return {
     MOLECULER_NAMESPACE: run,
     MQTT_TOPIC_ROOT: `${run}/v1`,
     KAFKA_TOPIC_PREFIX: `${run}.`,
-    MONGO_URL: `mongodb://127.0.0.1:27017/${run}`,
+    MONGO_URL: `${mongoServer}/${run}`,
     API_PORT: String(await freePort()),
     KAFKA_PARTITIONS: "3",
     LOG_LEVEL: "warn",
+    AUTH_JWT_SECRET: TEST_JWT_SECRET,
+    AUTH_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
+    // Tests fire requests faster than any person; test/integration/auth.spec.ts turns the limiter on.
+    API_RATE_LIMIT: "0",
     ...extra,
   };
 }
@@ -76,8 +106,9 @@ export function startPlantwire(env: Record<string, string>): RunningProcess {
   };
 }
 
+/** GET with an admin's credentials, the JSON answer parsed. */
 export async function getJson<T = unknown>(url: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(url);
+  const res = await apiFetch(url);
   return { status: res.status, body: (await res.json()) as T };
 }
 

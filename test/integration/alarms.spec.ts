@@ -8,7 +8,7 @@ import type { AlarmWithJournal, BulkAckResult } from "../../services/alarms.serv
 import type { AlarmKpis } from "../../src/alarms/alarm-kpis.ts";
 import { KAFKA_TOPICS } from "../../src/shared/topics.ts";
 import type { AlarmDocument, AlarmTopicRecord, AlarmTransition, TagDefinition, TagValue, TelemetryRecord } from "../../src/shared/types.ts";
-import { cleanupRun, collectTopic, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, collectTopic, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const SERVICES = ["devices", "alarms", "anomaly-detector", "api"];
@@ -51,7 +51,7 @@ describe("alarms through Kafka, MongoDB and the REST API", function () {
   }
 
   async function call<T>(method: string, path: string, body?: unknown): Promise<Json<T>> {
-    const res = await fetch(`${api}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await apiFetch(`${api}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as T };
   }
 
@@ -101,7 +101,7 @@ describe("alarms through Kafka, MongoDB and the REST API", function () {
     const acked = await call<AlarmDocument>("POST", "/alarms/oven-01:zone_temp:hi/ack", { comment: "burner checked" });
     assert.equal(acked.status, 200);
     assert.equal(acked.body.state, "active-acked");
-    assert.equal(acked.body.ackedBy, "anonymous");
+    assert.equal(acked.body.ackedBy, "admin");
 
     await produce("telemetry", [telemetry(oven, t + 3_000, { zone_temp: 185, state: "running" })]);
     const cleared = await waitState("oven-01:zone_temp:hi", "cleared");
@@ -109,7 +109,7 @@ describe("alarms through Kafka, MongoDB and the REST API", function () {
       cleared.journal.entries.map((e) => [e.action, e.from, e.to, e.user]),
       [
         ["activated", "cleared", "active-unack", "system"],
-        ["acknowledged", "active-unack", "active-acked", "anonymous"],
+        ["acknowledged", "active-unack", "active-acked", "admin"],
         ["returned", "active-acked", "cleared", "system"],
       ],
     );

@@ -12,7 +12,7 @@ import { AuditLog, verifyStoredChain } from "../../src/audit/audit-store.ts";
 import type { AuditEntry, ChainVerdict } from "../../src/audit/chain.ts";
 import type { CommandView } from "../../src/control/commands.ts";
 import type { AlarmDocument, DeviceDocument } from "../../src/shared/types.ts";
-import { cleanupRun, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -39,7 +39,7 @@ describe("audit trail against MongoDB (FerretDB) and the REST API", function () 
   let api: string;
 
   async function call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const res = await fetch(`${api}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await apiFetch(`${api}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as T };
   }
 
@@ -96,7 +96,7 @@ describe("audit trail against MongoDB (FerretDB) and the REST API", function () 
       return found.length > 0 && found;
     });
     assert.equal(change.action, "device.updated");
-    assert.equal(change.user, "anonymous");
+    assert.equal(change.user, "admin");
     assert.deepEqual(change.details.change, { metadata: { note: "audited" } });
     assert.ok(change.at >= start && change.at <= Date.now());
 
@@ -107,7 +107,7 @@ describe("audit trail against MongoDB (FerretDB) and the REST API", function () 
       return found.length >= 2 && found;
     });
     assert.deepEqual(steps.map((e) => e.action).sort(), ["command.rejected", "command.sent"], "a running PLC rejects a reset");
-    assert.ok(steps.every((e) => e.user === "anonymous" && e.details.device === device._id && e.details.action === "reset" && e.at >= start));
+    assert.ok(steps.every((e) => e.user === "admin" && e.details.device === device._id && e.details.action === "reset" && e.at >= start));
 
     const raised = applyInput(newAlarm({ alarmId: `${device._id}:temp:hi`, device: device._id, tag: "temp", kind: "hi", severity: "high", limit: 90 }, start), { type: "condition", active: true, suppressed: false, value: 95, limit: 90, message: null }, { user: "system", at: start });
     assert.ok(raised.ok);
@@ -115,7 +115,7 @@ describe("audit trail against MongoDB (FerretDB) and the REST API", function () 
     const acked = await call<AlarmDocument>("POST", `/alarms/${encodeURIComponent(raised.alarm._id)}/ack`, { comment: "seen it" });
     assert.equal(acked.status, 200);
     const [ack] = await auditOf("alarm", raised.alarm._id);
-    assert.deepEqual([ack.action, ack.user, ack.details.comment, ack.details.state], ["alarm.ack", "anonymous", "seen it", "active-acked"]);
+    assert.deepEqual([ack.action, ack.user, ack.details.comment, ack.details.state], ["alarm.ack", "admin", "seen it", "active-acked"]);
     assert.ok(ack.at >= start);
 
     const { body: newest } = await call<{ entries: Entry[] }>("GET", "/audit?limit=2");

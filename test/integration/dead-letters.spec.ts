@@ -11,7 +11,7 @@ import type { DeadLetterDocument } from "../../src/dead-letters/records.ts";
 import type { ReplayResult } from "../../src/dead-letters/replay.ts";
 import { deviceTopic, KAFKA_TOPICS } from "../../src/shared/topics.ts";
 import type { IngestOutcome, StatePayload } from "../../src/shared/types.ts";
-import { cleanupRun, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const address = { site: "plant1", area: "paint-shop", line: "line1", device: "ghost-01" };
@@ -27,7 +27,7 @@ describe("dead letters: store, list, inspect, replay exactly once", function () 
   const t0 = Date.now() - 30_000;
 
   async function request<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const res = await fetch(`${api}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await apiFetch(`${api}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as T };
   }
 
@@ -160,7 +160,7 @@ describe("dead letters: store, list, inspect, replay exactly once", function () 
     assert.deepEqual([stillRejected.body.status, stillRejected.body.attempts, stillRejected.body.lastCode], ["rejected", 2, "invalid-telemetry"]);
     const replayed = await list(`device=${address.device}&status=replayed`);
     assert.equal(replayed.total, 5);
-    assert.ok(replayed.items.every((d) => d.replayedBy === "anonymous" && d.attempts === 1));
+    assert.ok(replayed.items.every((d) => d.replayedBy === "admin" && d.attempts === 1));
 
     // The historian's own de-duplication, checked rather than assumed: the preprocessor forwards
     // one of them again (bypassing the claim), then a new sample follows it on the same partition.

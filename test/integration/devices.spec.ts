@@ -8,7 +8,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { AuditEntry } from "../../src/audit/chain.ts";
 import { deviceTopic } from "../../src/shared/topics.ts";
 import type { AlarmDocument, DeviceDocument, DeviceUpdate, StatePayload } from "../../src/shared/types.ts";
-import { cleanupRun, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 interface Json<T> {
@@ -35,7 +35,7 @@ describe("device updates (PATCH /api/devices/{id})", function () {
   let seq = 0;
 
   async function call<T>(method: string, path: string, body?: unknown): Promise<Json<T>> {
-    const res = await fetch(`${api}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await apiFetch(`${api}${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as T };
   }
 
@@ -84,7 +84,7 @@ describe("device updates (PATCH /api/devices/{id})", function () {
     const zone = device.tags.find((t) => t.name === "zone_temp");
     assert.deepEqual([zone?.lo, zone?.hi, zone?.alarm?.onDelayMs], [100, 170, 0], "GET (through the cacher) shows the change");
     assert.deepEqual(device.metadata, { location: "hall 2, bay 4" });
-    assert.equal(device.overrides?.updatedBy, "anonymous");
+    assert.equal(device.overrides?.updatedBy, "admin");
     const { body: list } = await call<{ devices: DeviceDocument[] }>("GET", "/devices?site=plant1");
     assert.equal(list.devices.find((d) => d._id === oven.device)?.tags.find((t) => t.name === "zone_temp")?.hi, 170, "the list too");
 
@@ -107,7 +107,7 @@ describe("device updates (PATCH /api/devices/{id})", function () {
     const mongo = new MongoClient(env.MONGO_URL);
     try {
       const audit = await mongo.db().collection<AuditEntry>("audit").find({ subject: "device", subjectId: oven.device }).toArray();
-      assert.deepEqual(audit.map((a) => [a.action, a.user, (a.details.change as DeviceUpdate).tags?.zone_temp?.hi]), [["device.updated", "anonymous", 170]]);
+      assert.deepEqual(audit.map((a) => [a.action, a.user, (a.details.change as DeviceUpdate).tags?.zone_temp?.hi]), [["device.updated", "admin", 170]]);
     } finally {
       await mongo.close();
     }

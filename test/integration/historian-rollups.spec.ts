@@ -8,7 +8,7 @@ import type { RollupDocument } from "../../src/historian/rollups.ts";
 import { loadConfig } from "../../src/shared/config.ts";
 import { KAFKA_TOPICS } from "../../src/shared/topics.ts";
 import type { Quality, TelemetryRecord } from "../../src/shared/types.ts";
-import { cleanupRun, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const MIN = 60_000;
@@ -222,7 +222,7 @@ describe("historian rollups, tiers, export and retention against the real server
 
   it("exports several tags aligned by timestamp as CSV and JSON, and rejects unknown or too many tags", async () => {
     const base = `${api()}/devices/mixer-01/export?tags=temp,running&from=${h0}&to=${h0 + 10 * MIN - 1}`;
-    const csv = await fetch(`${base}&points=1000&format=csv`);
+    const csv = await apiFetch(`${base}&points=1000&format=csv`);
     assert.equal(csv.status, 200);
     assert.match(csv.headers.get("content-type") ?? "", /^text\/csv/);
     assert.match(csv.headers.get("content-disposition") ?? "", /attachment; filename="mixer-01-\d+-\d+\.csv"/);
@@ -231,7 +231,7 @@ describe("historian rollups, tiers, export and retention against the real server
     const expected = past.filter((r) => r.ts < h0 + 10 * MIN);
     assert.equal(lines.length, 1 + expected.length, "one row per sample time (raw: 600 s fit in 1000 points)");
     assert.equal(lines[1], `${h0},${new Date(h0).toISOString()},20,true`);
-    const json = await fetch(`${base}&points=10&format=json`);
+    const json = await apiFetch(`${base}&points=10&format=json`);
     assert.equal(json.status, 200);
     const body = (await json.json()) as ExportResult;
     assert.deepEqual([body.source, body.intervalMs, body.tags], ["1m", MIN, ["temp", "running"]]);
@@ -241,13 +241,13 @@ describe("historian rollups, tiers, export and retention against the real server
     // running turns false with sample 50 (500 s in): the rows hold the value in effect.
     assert.deepEqual(body.rows.map((r) => r.values.running), [true, true, true, true, true, true, true, true, true, false]);
 
-    const unknown = await fetch(`${api()}/devices/mixer-01/export?tags=temp,nope`);
+    const unknown = await apiFetch(`${api()}/devices/mixer-01/export?tags=temp,nope`);
     assert.equal(unknown.status, 400);
     assert.match(((await unknown.json()) as { error: { message: string } }).error.message, /nope/);
-    const many = await fetch(`${api()}/devices/mixer-01/export?tags=${Array.from({ length: 21 }, (_, i) => `t${i}`).join(",")}`);
+    const many = await apiFetch(`${api()}/devices/mixer-01/export?tags=${Array.from({ length: 21 }, (_, i) => `t${i}`).join(",")}`);
     assert.equal(many.status, 400);
     assert.match(((await many.json()) as { error: { message: string } }).error.message, /at most 20/);
-    assert.equal((await fetch(`${api()}/devices/nobody/export?tags=temp`)).status, 404);
+    assert.equal((await apiFetch(`${api()}/devices/nobody/export?tags=temp`)).status, 404);
   });
 
   it("deletes documents older than each tier's retention and keeps recent ones", async () => {

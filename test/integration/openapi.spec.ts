@@ -7,7 +7,7 @@ import type { OpenApiDocument } from "../../src/api/openapi.ts";
 import { renderReferenceMarkdown } from "../../src/api/reference.ts";
 import { offlineOpenApiDocument, REFERENCE_FILE } from "../../scripts/api-reference.ts";
 import { openApiSchemaErrors } from "../helpers/openapi-schema.ts";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 
 interface AliasInfo {
   actionName: string | null;
@@ -52,7 +52,7 @@ describe("OpenAPI document of a running system", function () {
   });
 
   it("every documented route answers something other than route-not-found", async () => {
-    const unknownRoute = await fetch(`${api}/api/no-such-route`);
+    const unknownRoute = await apiFetch(`${api}/api/no-such-route`);
     const notFound = await unknownRoute.text();
     assert.equal(unknownRoute.status, 404);
     for (const [path, methods] of Object.entries(doc.paths)) {
@@ -60,7 +60,7 @@ describe("OpenAPI document of a running system", function () {
         const url = `${api}${path.replace(/\{[^}]+\}/g, "no-such-id")}`;
         // The live stream never ends: its headers are the answer.
         const abort = new AbortController();
-        const res = await fetch(url, { method: method.toUpperCase(), signal: abort.signal, ...(method === "get" ? {} : { headers: { "Content-Type": "application/json" }, body: "{}" }) });
+        const res = await apiFetch(url, { method: method.toUpperCase(), signal: abort.signal, ...(method === "get" ? {} : { headers: { "Content-Type": "application/json" }, body: "{}" }) });
         const text = res.headers.get("content-type")?.startsWith("text/event-stream") ? "" : await res.text();
         abort.abort();
         assert.ok(res.status !== 404 || text !== notFound, `${method.toUpperCase()} ${path}: ${res.status} ${text}`);
@@ -75,7 +75,7 @@ describe("OpenAPI document of a running system", function () {
   });
 
   it("serves the docs page as HTML with every route", async () => {
-    const res = await fetch(`${api}/api/docs`);
+    const res = await apiFetch(`${api}/api/docs`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get("content-type") ?? "", /^text\/html/);
     const html = await res.text();

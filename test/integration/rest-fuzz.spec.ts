@@ -17,13 +17,13 @@ import type { SystemHealth } from "../../src/shared/health-summary.ts";
 import type { AlarmDocument, AlarmEvent, DeviceDocument, LatestValue } from "../../src/shared/types.ts";
 import { carriesMarker, operatorLeaks, operatorsInSource, type OperatorLeak } from "../fuzz/mongo-operators.ts";
 import { generateCases, responseProblem, successContentTypes, type FuzzCase } from "../fuzz/rest-cases.ts";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, startServices, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, getJson, isolatedEnv, startPlantwire, startServices, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const SEED = 20_240_601;
 const PLC_COUNT = 4;
 /** The services that talk to MongoDB: in this process, so their commands can be watched. */
-const MONGO_SERVICES = ["devices", "historian", "anomaly-detector", "alarms", "control", "dead-letters"];
+const MONGO_SERVICES = ["devices", "historian", "anomaly-detector", "alarms", "control", "dead-letters", "auth"];
 const CONCURRENCY = 8;
 
 interface Answer {
@@ -37,7 +37,7 @@ async function send(api: string, c: FuzzCase): Promise<Answer> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), 20_000);
   try {
-    const res = await fetch(api + c.url, { method: c.method, headers: c.headers, body: c.body, signal: abort.signal });
+    const res = await apiFetch(api + c.url, { method: c.method, headers: c.headers, body: c.body, signal: abort.signal });
     const contentType = res.headers.get("content-type") ?? "";
     const text = contentType.startsWith("text/event-stream") ? "" : await res.text();
     return { status: res.status, contentType, text };
@@ -82,7 +82,7 @@ describe("REST fuzzing from the OpenAPI document", function () {
   let deviceIds: string[];
 
   const call = async <T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
-    const res = await fetch(`${api}/api${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await apiFetch(`${api}/api${path}`, { method, headers: body === undefined ? {} : { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as T };
   };
 

@@ -7,7 +7,7 @@ import type { StreamStats } from "../../mixins/live-stream.mixin.ts";
 import { kafkaTopic } from "../../src/shared/topics.ts";
 import type { AlarmTransition, DeviceAddress, LatestValue, TelemetryRecord } from "../../src/shared/types.ts";
 import { openEventStream, type EventStream, type ReceivedMessage } from "../../src/stream/sse-client.ts";
-import { cleanupRun, freePort, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { cleanupRun, freePort, isolatedEnv, kafkaClient, startServices, testToken, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const DEVICES: DeviceAddress[] = [
@@ -57,7 +57,7 @@ describe("live stream (real Kafka and Redis)", function () {
   let nextSeq = 1;
 
   const open = async (base: string, query: string): Promise<EventStream> => {
-    const stream = await openEventStream(`${base}/stream?${query}`);
+    const stream = await openEventStream(`${base}/stream?${query}&access_token=${testToken("viewer")}`);
     streams.push(stream);
     return stream;
   };

@@ -73,7 +73,7 @@ describe("OpenAPI document", () => {
       const get = doc.paths["/api/devices/{id}"].get;
       assert.deepEqual(get.parameters, [{ name: "id", in: "path", required: true, schema: { type: "string", pattern: "^[A-Za-z0-9_.-]{1,64}$" } }]);
       assert.equal(get.summary, "One device");
-      assert.deepEqual(Object.keys(get.responses), ["200", "400", "404", "503"]);
+      assert.deepEqual(Object.keys(get.responses), ["200", "400", "401", "403", "404", "429", "503"]);
       const list = doc.paths["/api/devices"].get;
       assert.deepEqual(list.parameters?.map((p) => [p.name, p.in, p.required, p.schema.type]), [["limit", "query", false, "integer"], ["site", "query", false, "string"]]);
       assert.equal(list.summary, "devices.list", "the action name without an openapi summary");
@@ -87,6 +87,17 @@ describe("OpenAPI document", () => {
       assert.ok(doc.paths["/api/devices/{id}/commands"].post.responses["202"], "the declared success status");
       assert.equal(doc.paths["/api/stream"].get.responses["200"].hasOwnProperty("content"), true, "the live stream described");
       assert.deepEqual(Object.keys(doc.paths), [...Object.keys(doc.paths)].sort());
+    });
+
+    it("declares the credentials and the role of every operation", () => {
+      assert.deepEqual(Object.keys(doc.components.securitySchemes ?? {}), ["bearer", "apiKey"]);
+      assert.equal(doc.paths["/api/stream"].get["x-required-role"], "viewer", "the live stream's role (GATEWAY_ROLES)");
+      assert.ok(doc.paths["/api/stream"].get.parameters?.some((p) => p.name === "access_token"), "the stream documents its query token");
+      assert.equal(doc.paths["/api/devices/{id}"].get["x-required-role"], "undeclared", "an action without a role is shown as such");
+      assert.deepEqual(doc.paths["/api/devices/{id}"].get.security, [{ bearer: [] }, { apiKey: [] }]);
+      const pub = buildOpenApiDocument(restRoutes([{ name: "x", settings: { rest: "/" }, actions: { "x.a": { name: "x.a", rest: "GET /a", role: "public" } } }], route), "1");
+      assert.deepEqual(pub.paths["/api/a"].get.security, [], "public: no credentials");
+      assert.equal(pub.paths["/api/a"].get.responses["401"], undefined);
     });
 
     it("is a valid OpenAPI 3.0 document (official schema, deploy/schema/openapi-3.0.json)", () => {
