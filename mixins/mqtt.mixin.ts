@@ -34,6 +34,8 @@ const SESSION_EXPIRY_S = 3_600;
 /**
  * An MQTT v5 subscriber with QoS 1, a persistent session and acknowledgement after processing:
  * a message is acknowledged to the broker only when `onMessage` resolved, so a crash redelivers it.
+ * A resumed session delivers its backlog as soon as it connects: list this mixin BEFORE the mixins
+ * `onMessage` needs (Moleculer starts mixins last to first), so they are ready by then.
  */
 export function mqttSubscriberMixin(config: PlantwireConfig, options: (service: Record<string, unknown>) => MqttSubscriberOptions): Partial<ServiceSchema> {
   return {

@@ -6,11 +6,14 @@
 #   scripts/infra.sh start   [server...]   start what is not running, wait until it answers
 #   scripts/infra.sh stop    [server...]   stop by recorded pid (TERM, then KILL after a timeout)
 #   scripts/infra.sh status  [server...]   one line per server; exit 1 if any is down
+#   scripts/infra.sh browser               install Debian's chromium for the browser tests (test/browser)
 #
 # servers: mosquitto nats redis kafka mongo (default: all)
 # PLANTWIRE_DATA   data, logs, pid files, generated configs (default <repo>/.data)
 # PLANTWIRE_TOOLS  downloaded/built tools, keyed by version (default ~/.cache/plantwire)
 # PLANTWIRE_MONGO  ferretdb (default) or mongod (uses a mongod found on PATH)
+# PLANTWIRE_PORT_OFFSET  added to every port (default 0): a second, private stack next to the
+#                  default one, e.g. for test/chaos, which kills its servers
 # See docs/local-infra.md.
 set -euo pipefail
 
@@ -18,6 +21,21 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${PLANTWIRE_DATA:-$REPO/.data}"
 TOOLS="${PLANTWIRE_TOOLS:-${HOME:-/tmp}/.cache/plantwire}"
 MONGO_IMPL="${PLANTWIRE_MONGO:-ferretdb}"
+PORT_OFFSET="${PLANTWIRE_PORT_OFFSET:-0}"
+# 27017 is the highest base port and the offset must keep it below 65536.
+if ! [[ "$PORT_OFFSET" =~ ^(0|[1-9][0-9]{0,4})$ ]] || [ "$PORT_OFFSET" -gt 38000 ]; then
+  printf 'infra: error: PLANTWIRE_PORT_OFFSET must be an integer from 0 to 38000, got "%s"\n' "$PORT_OFFSET" >&2
+  exit 2
+fi
+MQTT_PORT=$((1883 + PORT_OFFSET))
+MQTT_WS_PORT=$((9001 + PORT_OFFSET))
+NATS_PORT=$((4222 + PORT_OFFSET))
+NATS_HTTP_PORT=$((8222 + PORT_OFFSET))
+REDIS_PORT=$((6379 + PORT_OFFSET))
+KAFKA_PORT=$((9092 + PORT_OFFSET))
+KAFKA_CONTROLLER_PORT=$((9093 + PORT_OFFSET))
+MONGO_PORT=$((27017 + PORT_OFFSET))
+MONGO_DEBUG_PORT=$((8089 + PORT_OFFSET))
 NODE="$REPO/node_modules/.bin/node"
 
 # Go lives in /usr/local/go on these machines; Debian keeps daemons in /usr/sbin, which a normal
@@ -35,7 +53,8 @@ ALL_SERVERS=(mosquitto nats redis kafka mongo)
 
 KAFKA_HOME="$TOOLS/kafka-$KAFKA_VERSION"
 KAFKA_LIBS="$KAFKA_HOME/libs"
-FERRETDB_HOME="$TOOLS/ferretdb-$FERRETDB_VERSION"
+# "-idfix": built with the _id lookup patch below (a build without it is not reused).
+FERRETDB_HOME="$TOOLS/ferretdb-$FERRETDB_VERSION-idfix"
 FERRETDB_BIN="$FERRETDB_HOME/ferretdb"
 
 say() { printf 'infra: %s\n' "$*"; }
@@ -44,7 +63,7 @@ fail() { printf 'infra: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
   cat <<EOF
-usage: scripts/infra.sh install|start|stop|status [server...]
+usage: scripts/infra.sh install|start|stop|status [server...] | browser
 servers: ${ALL_SERVERS[*]} (default: all)
 data: $DATA   tools: $TOOLS
 EOF
@@ -55,11 +74,11 @@ EOF
 
 ports_of() {
   case "$1" in
-    mosquitto) echo "1883 9001" ;;
-    nats) echo "4222 8222" ;;
-    redis) echo "6379" ;;
-    kafka) echo "9092 9093" ;;
-    mongo) echo "27017 8089" ;;
+    mosquitto) echo "$MQTT_PORT $MQTT_WS_PORT" ;;
+    nats) echo "$NATS_PORT $NATS_HTTP_PORT" ;;
+    redis) echo "$REDIS_PORT" ;;
+    kafka) echo "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" ;;
+    mongo) echo "$MONGO_PORT $MONGO_DEBUG_PORT" ;;
   esac
 }
 
@@ -78,7 +97,7 @@ signature_of() {
   case "$1" in
     mosquitto) echo "mosquitto|$DATA/conf/mosquitto.conf" ;;
     nats) echo "nats-server|$DATA/conf/nats.conf" ;;
-    redis) echo "redis-server|127.0.0.1:6379" ;; # redis rewrites its process title
+    redis) echo "redis-server|127.0.0.1:$REDIS_PORT" ;; # redis rewrites its process title
     kafka) echo "kafka.Kafka|$DATA/conf/kafka.properties" ;;
     mongo)
       if [ "$MONGO_IMPL" = mongod ]; then echo "mongod|$DATA/mongod"; else echo "ferretdb|$DATA/ferretdb"; fi
@@ -352,6 +371,17 @@ install_ferretdb() {
   cp -R "$dir" "$tmp/src"
   chmod -R u+w "$tmp/src"
   printf 'v%s\n' "$FERRETDB_VERSION" >"$tmp/src/build/version/version.txt"
+  # FerretDB 1.24's SQLite backend looks documents up by `_id` with the path expression
+  # `_ferretdb_sjson->'$._id'`, but creates the unique _id index on `_ferretdb_sjson->"_id"`:
+  # SQLite only uses an expression index for the identical expression, so every lookup by `_id`
+  # scanned the whole collection (40,000 documents: 800 ms; with the patch 1.7 ms; see
+  # docs/local-infra.md). The patch makes the lookup use the index's expression.
+  local metadata="$tmp/src/internal/backends/sqlite/metadata/metadata.go"
+  sed -i "s|IDColumn = DefaultColumn + \"->'\\\$._id'\"|IDColumn = DefaultColumn + \`->\"_id\"\`|" "$metadata"
+  if ! grep -qF 'IDColumn = DefaultColumn + `->"_id"`' "$metadata"; then
+    rm -rf "$tmp"
+    fail "could not apply the _id lookup patch to FerretDB $FERRETDB_VERSION ($metadata changed?)"
+  fi
   if ! (cd "$tmp/src" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -o "$tmp/ferretdb" ./cmd/ferretdb); then
     rm -rf "$tmp"
     fail "building FerretDB failed (see the go output above)"
@@ -382,39 +412,51 @@ cmd_install() {
   say "install done"
 }
 
+# The browser tests and the dashboard bench drive Debian's chromium through playwright-core
+# (never a downloaded browser build).
+install_browser() {
+  if command -v chromium >/dev/null 2>&1; then
+    say "chromium: present ($(command -v chromium))"
+    return 0
+  fi
+  local t0=$SECONDS
+  apt_install chromium
+  say "chromium installed in $((SECONDS - t0))s"
+}
+
 # ---------------------------------------------------------------------------------------------
 # readiness checks ("answers" = a protocol exchange where cheap)
 
 ready_mosquitto() {
-  port_open 9001 || return 1
+  port_open "$MQTT_WS_PORT" || return 1
   if command -v mosquitto_sub >/dev/null 2>&1; then
     # $SYS/broker/version is retained by the broker: one message proves MQTT works end to end.
-    timeout 5 mosquitto_sub -h 127.0.0.1 -p 1883 -i "plantwire-infra-probe-$$" -t '$SYS/broker/version' -C 1 -W 3 >/dev/null 2>&1
+    timeout 5 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -i "plantwire-infra-probe-$$" -t '$SYS/broker/version' -C 1 -W 3 >/dev/null 2>&1
   else
-    port_open 1883
+    port_open "$MQTT_PORT"
   fi
 }
 
 ready_nats() {
   # The server greets every client with an INFO line.
-  timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222 && IFS= read -r -t 2 line <&3 && [[ "$line" == INFO* ]]' 2>/dev/null
+  timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$NATS_PORT"' && IFS= read -r -t 2 line <&3 && [[ "$line" == INFO* ]]' 2>/dev/null
 }
 
 ready_redis() {
-  [ "$(timeout 3 redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]
+  [ "$(timeout 3 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]
 }
 
 ready_kafka() {
   # The broker port opens once the broker is up; topic creation (which needs metadata) retries.
-  port_open 9092
+  port_open "$KAFKA_PORT"
 }
 
 ready_mongo() {
-  port_open 27017 || return 1
+  port_open "$MONGO_PORT" || return 1
   if [ -x "$NODE" ] && [ -d "$REPO/node_modules/mongodb" ]; then
     (cd "$REPO" && timeout 10 "$NODE" --input-type=module -e '
       import { MongoClient } from "mongodb";
-      const c = new MongoClient("mongodb://127.0.0.1:27017/?serverSelectionTimeoutMS=2000&connectTimeoutMS=2000");
+      const c = new MongoClient("mongodb://127.0.0.1:'"$MONGO_PORT"'/?serverSelectionTimeoutMS=2000&connectTimeoutMS=2000");
       try { await c.db("admin").command({ ping: 1 }); } finally { await c.close(); }' >/dev/null 2>&1)
   fi
 }
@@ -467,8 +509,8 @@ launch_nats() {
   cat >"$conf" <<EOF
 # generated by scripts/infra.sh; edits are overwritten at start
 host: 127.0.0.1
-port: 4222
-http: "127.0.0.1:8222"
+port: $NATS_PORT
+http: "127.0.0.1:$NATS_HTTP_PORT"
 EOF
   launch_detached nats nats-server -c "$conf"
 }
@@ -478,7 +520,7 @@ launch_redis() {
   mkdir -p "$dir"
   rm -f "$(pidfile_of redis)"
   printf '\n=== redis start %s ===\n' "$(date -Is)" >>"$(log_of redis)"
-  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes \
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
     --pidfile "$(pidfile_of redis)" --logfile "$(log_of redis)" --dir "$dir" \
     --save "" --appendonly no >>"$(log_of redis)" 2>&1 </dev/null
   # redis writes its own pid file after daemonizing; wait_ready reads it.
@@ -507,10 +549,10 @@ launch_mosquitto() {
 per_listener_settings false
 allow_anonymous true
 
-listener 1883 127.0.0.1
+listener $MQTT_PORT 127.0.0.1
 protocol mqtt
 
-listener 9001 127.0.0.1
+listener $MQTT_WS_PORT 127.0.0.1
 protocol websockets
 socket_domain ipv4
 
@@ -543,9 +585,9 @@ kafka_properties() {
 # generated by scripts/infra.sh; edits are overwritten at start
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://127.0.0.1:9092
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
@@ -622,12 +664,12 @@ launch_mongo() {
   if [ "$MONGO_IMPL" = mongod ]; then
     command -v mongod >/dev/null 2>&1 || fail "PLANTWIRE_MONGO=mongod but no mongod on PATH"
     mkdir -p "$DATA/mongod"
-    launch_detached mongo mongod --bind_ip 127.0.0.1 --port 27017 --dbpath "$DATA/mongod"
+    launch_detached mongo mongod --bind_ip 127.0.0.1 --port "$MONGO_PORT" --dbpath "$DATA/mongod"
   else
     ferretdb_ok || fail "FerretDB $FERRETDB_VERSION is not installed: run 'scripts/infra.sh install mongo'"
     mkdir -p "$DATA/ferretdb"
     launch_detached mongo "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$DATA/ferretdb/" \
-      --state-dir="$DATA/ferretdb" --listen-addr=127.0.0.1:27017 --debug-addr=127.0.0.1:8089 \
+      --state-dir="$DATA/ferretdb" --listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr="127.0.0.1:$MONGO_DEBUG_PORT" \
       --telemetry=disable --log-level=info
   fi
 }
@@ -635,7 +677,8 @@ launch_mongo() {
 create_topics() {
   need_node
   say "kafka: ensuring topics"
-  (cd "$REPO" && "$NODE" scripts/create-topics.ts) || fail "creating Kafka topics failed (see above; broker log: $(log_of kafka))"
+  # create-topics reads KAFKA_BROKERS (default 127.0.0.1:9092) like the services do
+  (cd "$REPO" && if [ "$PORT_OFFSET" -ne 0 ]; then export KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"; fi && "$NODE" scripts/create-topics.ts) || fail "creating Kafka topics failed (see above; broker log: $(log_of kafka))"
 }
 
 start_one() {
@@ -760,6 +803,7 @@ main() {
       for_each stop_one "${rev[@]}"
       ;;
     status) cmd_status "${servers[@]}" ;;
+    browser) install_browser ;;
     -h | --help | help) usage ;;
     *)
       usage >&2

@@ -19,4 +19,4 @@ tsc --noEmit -p .
 tsc --noEmit -p dashboard
 echo "==> tests"
 exec mocha --reporter "$repo/test/helpers/summary-reporter.cjs" --timeout 60000 --exit \
-  "test/unit/**/*.spec.ts" "test/integration/**/*.spec.ts" "test/e2e/**/*.spec.ts" "test/browser/**/*.spec.ts" "test/deploy/**/*.spec.ts" "$@"
+  "test/unit/**/*.spec.ts" "test/integration/**/*.spec.ts" "test/e2e/**/*.spec.ts" "test/chaos/**/*.spec.ts" "test/browser/**/*.spec.ts" "test/deploy/**/*.spec.ts" "$@"

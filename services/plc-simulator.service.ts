@@ -36,7 +36,7 @@ export interface PlcListing {
   /** seq of the last telemetry message (null before the first). */
   seq: number | null;
   connected: boolean;
-  /** Telemetry store-and-forward: buffered, in flight, delivered, dropped (buffer full), retried. */
+  /** Telemetry store-and-forward: buffered, in flight, delivered, dropped (buffer full), retried, resent (resend window). */
   telemetry: StoreAndForwardStats;
   tripReason: string | null;
   activeFaults: GroundTruthRecord[];
@@ -239,7 +239,12 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
           will: { topic: stateTopic, payload: Buffer.from(JSON.stringify(actor.death(Date.now()))), qos: 1, retain: true },
         };
         const client = mqtt.connect(config.mqttUrl, options);
-        const telemetry = new StoreAndForward(mqttTelemetryLink(client), { capacity: config.plc.bufferMax, maxInFlight: TELEMETRY_IN_FLIGHT, retryMs: TELEMETRY_RETRY_MS });
+        const telemetry = new StoreAndForward(mqttTelemetryLink(client), {
+          capacity: config.plc.bufferMax,
+          maxInFlight: TELEMETRY_IN_FLIGHT,
+          retryMs: TELEMETRY_RETRY_MS,
+          resendWindowMs: config.plc.resendWindowMs,
+        });
         const link: PlcLink = { actor, client, telemetry };
         const device = actor.device;
         client.on("connect", () => {
@@ -247,8 +252,9 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
           client.publish(stateTopic, JSON.stringify(actor.birth(Date.now())), { qos: 1, retain: true }, (err) => {
             if (err) this.logger.warn("plc birth not published", { device, error: err.message });
           });
-          // mqtt.js emits connect after resending its own store; buffered telemetry follows the birth.
-          telemetry.pump();
+          // mqtt.js emits connect after resending its own store; the resend window and buffered
+          // telemetry follow the birth.
+          telemetry.reconnected();
           client.subscribe(cmdTopic, { qos: 1 }, (err) => {
             if (err) this.logger.error("plc cmd subscription failed", { device, topic: cmdTopic, error: err.message });
           });

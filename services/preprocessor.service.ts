@@ -31,14 +31,16 @@ function refuse(code: DeadLetterCode, reason: string): IngestOutcome {
 export default function createPreprocessorService(config: PlantwireConfig): ServiceSchema {
   return {
     name: "preprocessor",
+    // Moleculer starts mixins last to first and stops them first to last: Kafka is connected before
+    // the MQTT session (whose backlog arrives at once after a restart) and closed after it.
     mixins: [
       deviceCacheMixin(),
-      kafkaMixin(config),
       mqttSubscriberMixin(config, (service) => ({
         clientId: `${config.namespace}-preprocessor-${config.nodeId ?? "0"}`,
         subscriptions: [`$share/${config.namespace}-preprocessor/${kindFilter(config.topicRoot, "state")}`, `$share/${config.namespace}-preprocessor/${kindFilter(config.topicRoot, "telemetry")}`],
         onMessage: (topic, payload) => (service.handleMqttMessage as (t: string, p: Buffer) => Promise<void>)(topic, payload),
       })),
+      kafkaMixin(config),
       healthMixin(),
     ],
 

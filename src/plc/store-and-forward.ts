@@ -7,6 +7,12 @@
 // subscribed again is acknowledged and dropped. This buffer adds exactly those two: it hands the
 // client only a few messages at a time while connected, keeps the rest (bounded, oldest dropped
 // and counted), and takes back what came back "no subscribers" to resend it, in order, later.
+//
+// A PUBACK is not a delivery to the preprocessor either: what Mosquitto acknowledged but had not
+// yet handed to the preprocessor (or saved, autosave_interval) dies with a Mosquitto SIGKILL. So
+// after every reconnect the buffer also resends what was acknowledged in the last `resendWindowMs`
+// before the connection was lost. The historian keys samples by (ts, seq): a duplicate costs one
+// redundant write, never a second sample.
 
 /** How a publish ended: routed to at least one subscription (or queued for one), or to none. */
 export type PublishOutcome = "delivered" | "no-subscribers";
@@ -25,6 +31,10 @@ export interface StoreAndForwardOptions {
   maxInFlight: number;
   /** Pause before resending what found no subscriber or failed, in ms. */
   retryMs: number;
+  /** After a reconnect, resend what was acknowledged this long before the last acknowledgement (0: off). */
+  resendWindowMs: number;
+  /** Clock of the acknowledgements (tests pass a fake one). */
+  now?: () => number;
 }
 
 export interface StoreAndForwardStats {
@@ -38,6 +48,8 @@ export interface StoreAndForwardStats {
   dropped: number;
   /** Messages taken back to be resent (no subscriber, or the client failed them). */
   retried: number;
+  /** Acknowledged messages sent again after a reconnect (resend window). */
+  resent: number;
 }
 
 interface Entry {
@@ -53,13 +65,17 @@ export class StoreAndForward {
   readonly #waiting: Entry[] = [];
   #inFlight = 0;
   #nextOrder = 0;
+  /** Acknowledged entries of the resend window with their acknowledgement time, oldest first. */
+  readonly #recent: { entry: Entry; at: number }[] = [];
+  readonly #now: () => number;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
-  #stats = { delivered: 0, dropped: 0, retried: 0 };
+  #stats = { delivered: 0, dropped: 0, retried: 0, resent: 0 };
 
   constructor(link: TelemetryLink, options: StoreAndForwardOptions) {
     this.#link = link;
     this.#options = options;
+    this.#now = options.now ?? Date.now;
   }
 
   get stats(): StoreAndForwardStats {
@@ -88,6 +104,25 @@ export class StoreAndForward {
     }
   }
 
+  /**
+   * Call on every (re)connect instead of pump(): puts the resend window back in front of the
+   * waiting messages, in order, and sends.
+   */
+  reconnected(): void {
+    const window = this.#recent.splice(0).map((r) => r.entry);
+    if (window.length > 0) {
+      this.#stats.resent += window.length;
+      // Acknowledged entries are older than every waiting one.
+      this.#waiting.unshift(...window);
+      this.#waiting.sort((a, b) => a.order - b.order);
+      while (this.#waiting.length > this.#options.capacity) {
+        this.#waiting.shift();
+        this.#stats.dropped++;
+      }
+    }
+    this.pump();
+  }
+
   /** Stops sending and retrying; returns how many buffered messages are given up. */
   close(): number {
     this.#closed = true;
@@ -100,6 +135,7 @@ export class StoreAndForward {
     this.#inFlight--;
     if (delivered) {
       this.#stats.delivered++;
+      this.#remember(entry);
     } else if (!this.#closed) {
       this.#stats.retried++;
       // Back in its place: in-flight entries are older than every waiting one.
@@ -118,5 +154,13 @@ export class StoreAndForward {
       return;
     }
     this.pump();
+  }
+
+  /** Keeps an acknowledged entry for the resend window; the window trails the newest acknowledgement, so it survives an outage of any length. */
+  #remember(entry: Entry): void {
+    if (this.#options.resendWindowMs <= 0) return;
+    const at = this.#now();
+    this.#recent.push({ entry, at });
+    while (this.#recent.length > 0 && (this.#recent[0].at < at - this.#options.resendWindowMs || this.#recent.length > this.#options.capacity)) this.#recent.shift();
   }
 }
