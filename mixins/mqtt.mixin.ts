@@ -12,7 +12,15 @@ export interface MqttSubscriberOptions {
 }
 
 /**
- * Options of a clean-session MQTT v5 client (PLCs, control): credentials from the config, a 10 s
+ * Credentials and TLS every plantwire MQTT client shares. `rejectUnauthorized` is pinned to true:
+ * there is deliberately no switch that turns certificate verification off.
+ */
+function connectionOptions(config: PlantwireConfig): IClientOptions {
+  return { username: config.mqttUsername, password: config.mqttPassword, ...config.mqttTls, rejectUnauthorized: true };
+}
+
+/**
+ * Options of a clean-session MQTT v5 client (PLCs, control): credentials and TLS from the config, a 10 s
  * keepalive so the broker notices a dead peer quickly, reconnect every second.
  */
 export function cleanSessionOptions(config: PlantwireConfig, clientId: string): IClientOptions {
@@ -20,16 +28,12 @@ export function cleanSessionOptions(config: PlantwireConfig, clientId: string): 
     clientId,
     protocolVersion: 5,
     clean: true,
-    username: config.mqttUsername,
-    password: config.mqttPassword,
+    ...connectionOptions(config),
     keepalive: 10,
     reconnectPeriod: 1_000,
     connectTimeout: 5_000,
   };
 }
-
-/** Session kept by the broker while a subscriber is away (restart, crash), in seconds. */
-const SESSION_EXPIRY_S = 3_600;
 
 /**
  * An MQTT v5 subscriber with QoS 1, a persistent session and acknowledgement after processing:
@@ -52,9 +56,9 @@ export function mqttSubscriberMixin(config: PlantwireConfig, options: (service: 
         clientId,
         protocolVersion: 5,
         clean: false,
-        properties: { sessionExpiryInterval: SESSION_EXPIRY_S },
-        username: config.mqttUsername,
-        password: config.mqttPassword,
+        // Kept while the subscriber is away (restart, crash): MQTT_SESSION_EXPIRY_S.
+        properties: { sessionExpiryInterval: config.mqttSessionExpiryS },
+        ...connectionOptions(config),
         reconnectPeriod: 1_000,
         connectTimeout: 5_000,
         resubscribe: true,

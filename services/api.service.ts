@@ -50,7 +50,7 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
-/** moleculer-web gateway: the REST API on port 8000. */
+/** moleculer-web gateway: the REST API on port 8000 (HTTPS with API_TLS_CERT/API_TLS_KEY). */
 export default function createApiService(config: PlantwireConfig): ServiceSchema<ApiSettingsSchema> {
   return {
     name: "api",
@@ -62,6 +62,8 @@ export default function createApiService(config: PlantwireConfig): ServiceSchema
       rest: "/",
       port: config.apiPort,
       ip: config.apiHost,
+      // HTTPS when API_TLS_CERT/API_TLS_KEY are set (moleculer-web serves https.createServer(settings.https)).
+      ...(config.apiTls ? { https: config.apiTls } : {}),
       log4XXResponses: false,
       // The operator dashboard (scripts/build-dashboard.sh builds it): static files at "/", served
       // only for requests no route matched, so /api stays as it is.

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { DETECTOR_KINDS, type DetectorKind } from "../anomaly/index.ts";
 import { ConfigError } from "./errors.ts";
 
@@ -15,6 +17,10 @@ export interface PlantwireConfig {
   mqttUrl: string;
   mqttUsername: string | undefined;
   mqttPassword: string | undefined;
+  /** PEM contents for mqtts:// and wss:// (docs/security.md, "TLS"): a private CA, an optional client certificate. */
+  mqttTls: { ca?: string; cert?: string; key?: string };
+  /** How long the broker keeps the preprocessor's session (and queues for it) while it is away, in s. */
+  mqttSessionExpiryS: number;
   topicRoot: string;
   kafkaBrokers: string[];
   /** Prepended to every Kafka topic name, so test runs and tenants can share a cluster. */
@@ -24,6 +30,8 @@ export interface PlantwireConfig {
   mongoUrl: string;
   apiPort: number;
   apiHost: string;
+  /** PEM contents of API_TLS_CERT and API_TLS_KEY: the API serves HTTPS; undefined: plain HTTP. */
+  apiTls: { cert: string; key: string } | undefined;
   /** API authentication and rate limiting (docs/security.md, "Authentication and roles"). */
   auth: {
     /** false only with the demo switch API_AUTH=off: every route open, no user recorded. */
@@ -168,6 +176,46 @@ function apiAuth(env: Env): boolean {
   return raw === "on";
 }
 
+/** The PEM file a variable names, read now so a wrong path fails at start rather than at the first connection. */
+function pemFile(env: Env, name: string): string | undefined {
+  const path = env[name];
+  if (path === undefined || path === "") return undefined;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${name} names a file that cannot be read: "${path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (!text.includes("-----BEGIN ")) throw new ConfigError(`${name} must name a PEM file, "${path}" is not one`);
+  return text;
+}
+
+/** A certificate and its private key: both or neither, and they must belong together. */
+function certPair(env: Env, certName: string, keyName: string): { cert: string; key: string } | undefined {
+  const cert = pemFile(env, certName);
+  const key = pemFile(env, keyName);
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined) throw new ConfigError(`${certName} must be set together with ${keyName}`);
+  if (key === undefined) throw new ConfigError(`${keyName} must be set together with ${certName}`);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new ConfigError(`${certName} and ${keyName} do not form a usable certificate and key: ${(err as Error).message}`);
+  }
+  return { cert, key };
+}
+
+function mqttTls(env: Env, mqttUrl: string): PlantwireConfig["mqttTls"] {
+  const ca = pemFile(env, "MQTT_TLS_CA");
+  const pair = certPair(env, "MQTT_TLS_CERT", "MQTT_TLS_KEY");
+  const tls = { ...(ca === undefined ? {} : { ca }), ...pair };
+  // mqtt:// and ws:// would ignore them silently: the operator meant TLS.
+  if (Object.keys(tls).length > 0 && !/^(mqtts|wss):/.test(mqttUrl)) {
+    throw new ConfigError(`MQTT_TLS_CA, MQTT_TLS_CERT and MQTT_TLS_KEY need an mqtts:// or wss:// MQTT_URL, got "${mqttUrl}"`);
+  }
+  return tls;
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 
 /** Reads and validates the environment once; throws ConfigError naming the bad setting. */
@@ -185,6 +233,7 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
   if (/[#+]/.test(topicRoot) || topicRoot.startsWith("/") || topicRoot.endsWith("/")) {
     throw new ConfigError(`MQTT_TOPIC_ROOT must be a plain topic prefix without wildcards or edge slashes, got "${topicRoot}"`);
   }
+  const mqttUrl = url(env, "MQTT_URL", "mqtt://127.0.0.1:1883", ["mqtt", "mqtts", "ws", "wss"]);
   return {
     nodeId: env.NODE_ID || undefined,
     namespace: str(env, "MOLECULER_NAMESPACE", "plantwire"),
@@ -193,9 +242,11 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     services,
     natsUrl: url(env, "NATS_URL", "nats://127.0.0.1:4222", ["nats", "tls"]),
     redisUrl: url(env, "REDIS_URL", "redis://127.0.0.1:6379", ["redis", "rediss"]),
-    mqttUrl: url(env, "MQTT_URL", "mqtt://127.0.0.1:1883", ["mqtt", "mqtts", "ws", "wss"]),
+    mqttUrl,
     mqttUsername: env.MQTT_USERNAME || undefined,
     mqttPassword: env.MQTT_PASSWORD || undefined,
+    mqttTls: mqttTls(env, mqttUrl),
+    mqttSessionExpiryS: int(env, "MQTT_SESSION_EXPIRY_S", 3_600, 1, 604_800),
     topicRoot,
     kafkaBrokers: list(env, "KAFKA_BROKERS", ["127.0.0.1:9092"]),
     kafkaTopicPrefix: topicPrefix(env),
@@ -204,6 +255,7 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     mongoUrl: url(env, "MONGO_URL", "mongodb://127.0.0.1:27017/plantwire", ["mongodb", "mongodb+srv"]),
     apiPort: int(env, "API_PORT", 8000, 1, 65535),
     apiHost: str(env, "API_HOST", "127.0.0.1"),
+    apiTls: certPair(env, "API_TLS_CERT", "API_TLS_KEY"),
     auth: {
       enabled: apiAuth(env),
       jwtSecret: env.AUTH_JWT_SECRET || undefined,
