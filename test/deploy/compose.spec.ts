@@ -135,6 +135,13 @@ describe("Docker Compose (docker-compose.yml)", function () {
     for (const name of ["plc-simulator", "preprocessor"]) assert.equal((compose.services[name]?.depends_on as Record<string, { condition: string }>).mosquitto?.condition, "service_healthy", name);
   });
 
+  it("the preprocessor has a fixed NODE_ID: a recreated container resumes its MQTT session", () => {
+    const preprocessor = compose.services.preprocessor;
+    assert.ok(preprocessor);
+    assert.match(composeEnvironment(preprocessor).NODE_ID ?? "", /^[A-Za-z0-9_-]+$/, "set in the file, not the container's hostname");
+    assert.equal((preprocessor as { deploy?: { replicas?: number } }).deploy?.replicas ?? 1, 1, "replicas would share the MQTT client id");
+  });
+
   it("Kafka runs in KRaft mode with a fixed cluster id, its data on a named volume", () => {
     const kafka = compose.services.kafka;
     assert.ok(kafka);

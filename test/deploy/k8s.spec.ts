@@ -524,6 +524,23 @@ describe("Kubernetes manifests (k8s/)", function () {
         assert.equal(env.find((e) => e.name === "PLC_SHARD")?.value, `$(POD_INDEX)/${w?.replicas ?? 1}`);
       });
 
+      it("the preprocessor is a StatefulSet: a replacement pod keeps its name, NODE_ID and MQTT session", () => {
+        assert.equal(find(objects, "Deployment", "preprocessor"), undefined, "a Deployment's replacement pod gets a new name and orphans the session");
+        const sts = get(objects, "StatefulSet", "preprocessor");
+        const spec = sts.spec as { serviceName?: string; updateStrategy?: { type?: string } };
+        assert.equal(spec.serviceName, "preprocessor");
+        assert.equal(spec.updateStrategy?.type, "RollingUpdate");
+        const env = podTemplates([sts])[0]?.pod.containers.find((c) => c.name === "preprocessor")?.env ?? [];
+        assert.deepEqual(env.find((e) => e.name === "NODE_ID")?.valueFrom?.fieldRef, { fieldPath: "metadata.name" }, "NODE_ID is the stable pod name (preprocessor-0, -1, ...)");
+        // The MQTT client id, hence the persistent session, follows NODE_ID.
+        assert.match(readRepoFile("services/preprocessor.service.ts"), /clientId: `\$\{config\.namespace\}-preprocessor-\$\{config\.nodeId/);
+        const hpa = find(objects, "HorizontalPodAutoscaler", "preprocessor")?.spec as { scaleTargetRef: { kind: string }; behavior?: { scaleDown?: { selectPolicy?: string } } } | undefined;
+        if (overlay === "prod") {
+          assert.equal(hpa?.scaleTargetRef.kind, "StatefulSet");
+          assert.equal(hpa?.behavior?.scaleDown?.selectPolicy, "Disabled", "a removed ordinal's session keeps receiving its share: scale down by hand");
+        }
+      });
+
       it("every Deployment and StatefulSet has a PodDisruptionBudget that never blocks a drain", () => {
         const pdbs = objects.filter((o) => o.kind === "PodDisruptionBudget").map((o) => o.spec as { selector: { matchLabels: Record<string, string> }; maxUnavailable?: number; minAvailable?: number });
         for (const w of workloads.filter((x) => x.object.kind !== "Job")) {
