@@ -85,6 +85,13 @@ const TELEMETRY_IN_FLIGHT = 20;
 const TELEMETRY_RETRY_MS = 1_000;
 /** MQTT 5 PUBACK reason code "No matching subscribers". */
 const NO_MATCHING_SUBSCRIBERS = 16;
+/**
+ * A telemetry publish whose PUBACK has not come by then counts as failed and is sent again (the
+ * historian stores a (ts, seq) once). mqtt.js does not always call back for a QoS 1 publish written
+ * to a socket that just died: without this, each such publish kept an in-flight slot forever, and
+ * once all were taken the PLC stopped sending (seen in the chaos suite's Mosquitto SIGKILL).
+ */
+const PUBACK_TIMEOUT_MS = 5_000;
 
 /**
  * QoS 1 publishing through mqtt.js that tells "no matching subscribers" from a delivery: mqtt.js
@@ -101,13 +108,17 @@ function mqttTelemetryLink(client: MqttClient): TelemetryLink {
       return client.connected;
     },
     publish: (topic, payload) =>
-      new Promise((resolve, reject) => {
-        client.publish(topic, payload, { qos: 1 }, (err, packet) => {
-          if (err) return reject(err);
-          const id = packet?.messageId;
-          resolve(id !== undefined && unrouted.delete(id) ? "no-subscribers" : "delivered");
-        });
-      }),
+      withTimeout(
+        new Promise((resolve, reject) => {
+          client.publish(topic, payload, { qos: 1 }, (err, packet) => {
+            if (err) return reject(err);
+            const id = packet?.messageId;
+            resolve(id !== undefined && unrouted.delete(id) ? "no-subscribers" : "delivered");
+          });
+        }),
+        PUBACK_TIMEOUT_MS,
+        "telemetry PUBACK",
+      ),
   };
 }
 
