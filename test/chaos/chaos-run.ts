@@ -115,9 +115,13 @@ export class ChaosRun {
   /** /api/health 200: every service and server up; on timeout the output of every process. */
   async #waitHealthy(): Promise<void> {
     await waitHealthy(this.env, this.#api, 180_000).catch((err: Error) => {
-      const outputs = [...this.#processes].map(([name, p]) => `--- ${name} (exit ${p.child.exitCode ?? p.child.signalCode ?? "running"}) ---\n${p.output().slice(-2_000)}`);
-      throw new Error(`${err.message.split("\n")[0]}\n${outputs.join("\n")}`);
+      throw new Error(`${err.message.split("\n")[0]}\n${this.#outputs()}`);
     });
+  }
+
+  /** The last output (warnings and errors) of every service process. */
+  #outputs(): string {
+    return [...this.#processes].map(([name, p]) => `--- ${name} (exit ${p.child.exitCode ?? p.child.signalCode ?? "running"}) ---\n${p.output().slice(-2_000)}`).join("\n");
   }
 
   get #api(): RunningProcess {
@@ -267,9 +271,9 @@ export class ChaosRun {
     };
   }
 
-  /** The output of a service process, or the log of a server, for failure messages. */
+  /** For failure messages: the killed service's output, or the killed server's log and what the services said. */
   logsOf(target: Target): string {
-    return target.kind === "service" ? (this.#processes.get(target.name)?.output() ?? "") : this.stack.log(target.name);
+    return target.kind === "service" ? (this.#processes.get(target.name)?.output() ?? "") : `${this.stack.log(target.name)}\n${this.#outputs()}`;
   }
 }
 
