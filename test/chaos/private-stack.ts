@@ -26,15 +26,22 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** An offset (multiple of 100 in 20000..29900) whose nine ports are all free. */
+/**
+ * An offset (multiple of 100 up to 5700) whose nine ports are all free. Every port stays below
+ * 32768, where Linux starts handing out clients' ephemeral ports: in that range a client's
+ * connection (kafkajs reconnecting to the killed Kafka, say) can take a server's port as its own
+ * source port, and the restart then finds the port in use.
+ */
 export async function freePortOffset(): Promise<number> {
-  const start = Math.floor(Math.random() * 100);
-  for (let i = 0; i < 100; i++) {
-    const offset = 20_000 + ((start + i) % 100) * 100;
+  const defaults = new Set([...BASE_PORTS, 8000]);
+  const candidates = Array.from({ length: 57 }, (_, i) => (i + 1) * 100).filter((o) => BASE_PORTS.every((p) => !defaults.has(p + o)));
+  const start = Math.floor(Math.random() * candidates.length);
+  for (let i = 0; i < candidates.length; i++) {
+    const offset = candidates[(start + i) % candidates.length];
     const free = await Promise.all(BASE_PORTS.map((p) => portFree(p + offset)));
     if (free.every(Boolean)) return offset;
   }
-  throw new Error("no free port offset for a private stack in 20000..29900");
+  throw new Error("no free port offset for a private stack in 100..5700");
 }
 
 /** Where services find a stack started with this offset. */
