@@ -1,5 +1,6 @@
 // The signed-in user: a login form when there is no session, the token kept in sessionStorage (one
 // tab, gone when the tab closes) and sent on every request. docs/dashboard.md, docs/security.md.
+import { roleAtLeast, type Role } from "../../src/auth/roles.ts";
 import type { AuthUser, LoginResult } from "../../src/shared/types.ts";
 import { h } from "./dom.ts";
 
@@ -67,8 +68,24 @@ export async function signIn(root: HTMLElement): Promise<AuthUser | null> {
   });
 }
 
+let signedIn: AuthUser | null = null;
+
+/**
+ * Whether the signed-in user's role allows what needs `role`; always with API_AUTH=off (no user).
+ * Only for showing what is possible: the API enforces the roles itself.
+ */
+export function may(role: Role): boolean {
+  return signedIn === null || roleAtLeast(signedIn.role, role);
+}
+
+/** Why a control is disabled, for its tooltip. */
+export function needsRole(role: Role): string {
+  return `needs the role ${role} (you are ${signedIn?.role ?? "?"})`;
+}
+
 /** The header's user name and sign-out button. */
 export function showUser(user: AuthUser | null): void {
+  signedIn = user;
   const slot = document.getElementById("user");
   if (!slot || !user) return;
   const signOut = h("button", { class: "secondary small", type: "button" }, "Sign out");

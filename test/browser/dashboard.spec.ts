@@ -14,7 +14,7 @@ import type { CommandView } from "../../src/control/commands.ts";
 import type { KafkaLagReport } from "../../src/kafka/consumer-lag.ts";
 import type { AlarmDocument, DeviceAnomalyScore, DeviceDocument, LatestValue } from "../../src/shared/types.ts";
 import { launchChromium } from "../helpers/browser.ts";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, TEST_ADMIN_PASSWORD, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, getJson, isolatedEnv, startPlantwire, TEST_ADMIN_PASSWORD, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -202,6 +202,33 @@ describe("operator dashboard in headless Chromium", function () {
     }, 10_000);
     await page.locator('.tags tr[data-tag="temp_sp"] td.num', { hasText: "170" }).waitFor({ timeout: 5_000 });
     await page.screenshot({ path: `${SCREENSHOTS}/commands.png`, fullPage: true });
+  });
+
+  it("shows a viewer the command panel with its controls disabled", async () => {
+    const password = "a viewer's long passphrase";
+    const created = await apiFetch(`${api}/auth/users`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "vera", role: "viewer", password }) });
+    assert.equal(created.status, 201);
+    // A tab of its own: the session lives in the tab's sessionStorage.
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await tab.goto(`${base}/#/device/oven-01`);
+      const form = tab.locator("form.login");
+      await form.locator('input[name="name"]').fill("vera");
+      await form.locator('input[name="password"]').fill(password);
+      await form.locator('button[type="submit"]').click();
+      await tab.locator("#user").getByText("vera").waitFor({ timeout: 10_000 });
+      await tab.goto(`${base}/#/device/oven-01`);
+      await tab.locator(".commands form.setpoint").waitFor();
+      const controls = await tab.locator('.commands button[data-command], .commands form.setpoint button[type="submit"]').evaluateAll((els) => els.map((e) => ({ disabled: (e as HTMLButtonElement).disabled, title: e.getAttribute("title") })));
+      assert.equal(controls.length, 4, "start, stop, reset and set");
+      for (const c of controls) assert.deepEqual(c, { disabled: true, title: "needs the role operator (you are viewer)" });
+    } finally {
+      await tab.close();
+    }
+    // The admin's tab still may.
+    await page.goto(`${base}/#/device/oven-01`);
+    await page.locator(".commands form.setpoint").waitFor();
+    assert.equal(await page.locator(".commands button[data-command]:disabled").count(), 0);
   });
 
   it("shows each service and server with its status on the health screen", async () => {

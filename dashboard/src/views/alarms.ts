@@ -6,6 +6,7 @@ import { api } from "../api.ts";
 import { confirmDialog, dateTime, duration, h, time } from "../dom.ts";
 import type { Screen } from "../main.ts";
 import { compareAlarmPriority } from "../model.ts";
+import { may, needsRole } from "../session.ts";
 
 /** Console views and the `state` queries behind them. */
 const VIEWS: Record<string, { label: string; states: (string | undefined)[] }> = {
@@ -81,7 +82,8 @@ export const renderAlarms: Screen = (root, feed) => {
     totalEl.textContent = `${shown.length} alarm${shown.length === 1 ? "" : "s"}`;
     rows.replaceChildren(
       ...shown.map((a) => {
-        const button = (label: string, action: "ack" | "shelve" | "unshelve" | "comment", enabled = true) => h("button", { type: "button", class: "secondary small", "data-act": action, disabled: !enabled, onclick: (e: Event) => (e.stopPropagation(), void act(a, action)) }, label);
+        const button = (label: string, action: "ack" | "shelve" | "unshelve" | "comment", enabled = true) =>
+          h("button", { type: "button", class: "secondary small", "data-act": action, disabled: !enabled || !may("operator"), title: may("operator") ? undefined : needsRole("operator"), onclick: (e: Event) => (e.stopPropagation(), void act(a, action)) }, label);
         const tr = h(
           "tr",
           { "data-alarm-id": a._id, "data-severity": a.active ? a.severity : "", "data-acked": String(a.acked), "data-state": a.state, class: a._id === selected ? "selected" : undefined },

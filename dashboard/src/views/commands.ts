@@ -4,6 +4,7 @@ import { isSetpointTag, type CommandRequest, type CommandView } from "../../../s
 import type { DeviceDocument } from "../../../src/shared/types.ts";
 import { api } from "../api.ts";
 import { confirmDialog, h, time } from "../dom.ts";
+import { may, needsRole } from "../session.ts";
 
 const POLL_MS = 300;
 
@@ -27,12 +28,15 @@ export class CommandPanel {
     const setpoints = device.tags.filter(isSetpointTag);
     const tagSelect = h("select", { name: "tag", "aria-label": "setpoint tag" }, ...setpoints.map((t) => h("option", { value: t.name }, `${t.name} (${t.min ?? "…"}..${t.max ?? "…"} ${t.unit})`)));
     const valueInput = h("input", { name: "value", type: "number", step: "any", "aria-label": "setpoint value", required: true });
-    const setpointForm = h("form", { class: "setpoint" }, tagSelect, valueInput, h("button", { type: "submit" }, "Set…"));
+    // Viewers see the panel but cannot use it (the API would answer 403).
+    const allowed = may("operator");
+    const title = allowed ? undefined : needsRole("operator");
+    const setpointForm = h("form", { class: "setpoint" }, tagSelect, valueInput, h("button", { type: "submit", disabled: !allowed, title }, "Set…"));
     setpointForm.addEventListener("submit", (e) => {
       e.preventDefault();
       void this.#send({ action: "setpoint", tag: tagSelect.value, value: Number(valueInput.value) });
     });
-    const button = (action: "start" | "stop" | "reset") => h("button", { type: "button", class: "secondary", "data-command": action, onclick: () => void this.#send({ action }) }, `${action[0].toUpperCase()}${action.slice(1)}…`);
+    const button = (action: "start" | "stop" | "reset") => h("button", { type: "button", class: "secondary", "data-command": action, disabled: !allowed, title, onclick: () => void this.#send({ action }) }, `${action[0].toUpperCase()}${action.slice(1)}…`);
     this.el = h(
       "section",
       { class: "panel commands" },
