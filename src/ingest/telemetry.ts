@@ -96,7 +96,8 @@ export function normalizeTelemetry(
     normalized[name] = sample.value;
   }
   const { site, area, line, device } = address;
-  return { ok: true, value: { site, area, line, device, ts, seq, receivedAt: now, values: normalized } };
+  // `-0` is valid JSON but comes back from Kafka as 0: normalized here, so the record is what is stored.
+  return { ok: true, value: { site, area, line, device, ts, seq: seq === 0 ? 0 : seq, receivedAt: now, values: normalized } };
 }
 
 /** Validates a birth/death message. Tag definitions are checked field by field. */

@@ -102,7 +102,8 @@ describe("ingest validators (property-based)", function () {
         assertRejection(result);
         if (result.ok) assertRecordInvariants(result.value, Object.keys(data.values as object).length);
       }),
-      runs,
+      // Found by this property: seq -0 stored as -0, read back from Kafka as 0.
+      { ...runs, examples: [[{ ts: NOW - 1_000, seq: -0, values: { a: 0 } }]] },
     );
   });
 
