@@ -45,6 +45,12 @@ COPY mixins ./mixins
 COPY scripts ./scripts
 COPY --from=dashboard /app/dashboard/dist ./dashboard/dist
 COPY deploy/docker/entrypoint.sh /usr/local/bin/plantwire-entrypoint.sh
+# Mount point of Mosquitto's accounts for docker-compose.yml's one-shot mqtt-accounts, owned by
+# Mosquitto's uid/gid 1883: a new named volume mounted here takes this owner, so the one-shot (run
+# as 1883) can write the files and the broker can read them. Unused otherwise.
+RUN mkdir -p /var/lib/plantwire/mosquitto \
+ && chown 1883:1883 /var/lib/plantwire/mosquitto \
+ && chmod 700 /var/lib/plantwire/mosquitto
 
 # Numeric uid/gid (the base image's `node` user): Kubernetes can only verify runAsNonRoot
 # against a numeric user.

@@ -6,8 +6,7 @@
 import { readFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { ServiceBroker } from "moleculer";
-import mqtt from "mqtt";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess } from "../test/helpers/system.ts";
+import { cleanupRun, connectMqtt, getJson, isolatedEnv, startPlantwire, waitHealthy, type RunningProcess } from "../test/helpers/system.ts";
 
 const [plcs = 50, scanMs = 100, seconds = 30] = process.argv.slice(2).map(Number);
 const CLOCK_TICKS = 100; // USER_HZ on Linux
@@ -27,9 +26,9 @@ function sampleProcess(pid: number): ProcessSample {
 
 /** Raw Mosquitto reference: QoS 1 publish → subscribe of payloads the size of a PLC message. */
 async function mosquittoReference(payloadBytes: number, messages: number): Promise<number> {
-  const subscriber = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `bench-sub-${process.pid}` });
-  const publisher = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `bench-pub-${process.pid}` });
-  const topic = `bench-${process.pid}/reference`;
+  const subscriber = await connectMqtt(env, { clientId: `bench-sub-${process.pid}` });
+  const publisher = await connectMqtt(env, { clientId: `bench-pub-${process.pid}` });
+  const topic = `${env.MQTT_TOPIC_ROOT}/bench/reference`;
   await subscriber.subscribeAsync(topic, { qos: 1 });
   let received = 0;
   const done = new Promise<void>((resolve) => subscriber.on("message", () => ++received === messages && resolve()));

@@ -4,6 +4,7 @@ import type { Message } from "kafkajs";
 import type { Collection, Db } from "mongodb";
 import mqtt, { type MqttClient } from "mqtt";
 import { cleanSessionOptions } from "../mixins/mqtt.mixin.ts";
+import { serviceUsername } from "../src/mqtt-auth/accounts.ts";
 import { auditMixin } from "../mixins/audit.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
@@ -83,6 +84,8 @@ interface ControlVars {
   commands: Collection<CommandDocument>;
   timers: Map<string, NodeJS.Timeout>;
   inFlightEvents: Set<Promise<void>>;
+  /** The last event handed to Kafka: the next one is sent after it. */
+  lastEvent: Promise<void>;
   stats: ControlStats;
 }
 
@@ -273,7 +276,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
         const clientId = `${config.namespace}-control-${config.nodeId ?? this.broker.nodeID}`;
         const subscription = `$share/${config.namespace}-control/${kindFilter(root, "cmd/ack")}`;
         const client = mqtt.connect(config.mqttUrl, {
-          ...cleanSessionOptions(config, clientId),
+          ...cleanSessionOptions(config, clientId, serviceUsername(config.namespace, "control")),
           // A clean session starts without subscriptions: mqtt.js subscribes again on every connect.
           resubscribe: true,
         });
@@ -442,7 +445,11 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
       },
 
       emitEvent(command: CommandDocument, at: number): Promise<void> {
-        const sending = this.kafkaProduce("events", [{ key: command.device, value: JSON.stringify(commandEvent(command, at)) }]);
+        // One after the other: kafkajs does not keep the order of concurrent send() calls (each may
+        // wait for metadata first), and an ack can arrive before its command's "sent" left.
+        const value = JSON.stringify(commandEvent(command, at));
+        const sending = this.lastEvent.catch(() => undefined).then(() => this.kafkaProduce("events", [{ key: command.device, value }]));
+        this.lastEvent = sending;
         const tracked = sending.finally(() => this.inFlightEvents.delete(tracked));
         this.inFlightEvents.add(tracked);
         return tracked;
@@ -464,6 +471,7 @@ export default function createControlService(config: PlantwireConfig): ServiceSc
       this.mqttStopping = false;
       this.timers = new Map();
       this.inFlightEvents = new Set();
+      this.lastEvent = Promise.resolve();
       this.stats = { sent: 0, acknowledged: 0, rejected: 0, timedOut: 0, acksHandled: 0 };
     },
 

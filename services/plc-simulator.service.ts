@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { Errors, type Context, type ServiceSchema, type ServiceSettingSchema } from "moleculer";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { cleanSessionOptions } from "../mixins/mqtt.mixin.ts";
+import { deviceUsername } from "../src/mqtt-auth/accounts.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { parseCommand } from "../src/plc/command.ts";
 import { FAULT_TYPES, FaultSpecError } from "../src/plc/faults.ts";
@@ -14,9 +15,12 @@ import type { HealthCheck } from "../src/shared/health.ts";
 import { deviceTopic } from "../src/shared/topics.ts";
 import type { CommandAck, CommandPayload, DeviceAddress, FaultSpec, GroundTruthRecord, RunState } from "../src/shared/types.ts";
 
-/** Topic of the ground-truth channel, outside the `{root}/+/+/+/+/{kind}` device filters. */
-export function groundTruthTopic(topicRoot: string): string {
-  return `${topicRoot}/groundtruth/faults`;
+/**
+ * A PLC's ground-truth channel: under its own topic prefix, so its MQTT account may publish there
+ * (src/mqtt-auth/accounts.ts), but outside the telemetry and state filters the pipeline subscribes to.
+ */
+export function groundTruthTopic(topicRoot: string, address: DeviceAddress): string {
+  return `${topicRoot}/${address.site}/${address.area}/${address.line}/${address.device}/groundtruth`;
 }
 
 /**
@@ -241,7 +245,7 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
         const cmdTopic = deviceTopic(root, actor.address, "cmd");
         const options: IClientOptions = {
           // A fresh session each time: commands sent while the PLC was away must not run late.
-          ...cleanSessionOptions(config, plcClientId(root, actor.address)),
+          ...cleanSessionOptions(config, plcClientId(root, actor.address), deviceUsername(root, actor.address)),
           // Subscribed again on every connect below (a clean session starts without subscriptions).
           resubscribe: false,
           // Telemetry waits in the PLC's own bounded store-and-forward buffer while disconnected;
@@ -319,7 +323,7 @@ export default function createPlcSimulatorService(config: PlantwireConfig): Serv
         // With the PLC's own client, so it is queued while the PLC is offline; not retained: a stream
         // of records keyed by faultId (a cleared fault is published again with its corrected end).
         for (const record of records) {
-          link.client.publish(groundTruthTopic(root), JSON.stringify(record), { qos: 1 }, (err) => {
+          link.client.publish(groundTruthTopic(root, link.actor.address), JSON.stringify(record), { qos: 1 }, (err) => {
             if (err) this.logger.warn("ground truth not published", { device: record.device, faultId: record.faultId, error: err.message });
           });
         }

@@ -15,8 +15,10 @@ export interface PlantwireConfig {
   natsUrl: string;
   redisUrl: string;
   mqttUrl: string;
-  mqttUsername: string | undefined;
-  mqttPassword: string | undefined;
+  /** MQTT_SECRET: every MQTT password (services', simulated PLCs') derives from it; unset: anonymous (MQTT_AUTH=off). */
+  mqttSecret: string | undefined;
+  /** false only with the demo switch MQTT_AUTH=off: the local broker lets anyone in. */
+  mqttAuth: boolean;
   /** PEM contents for mqtts:// and wss:// (docs/security.md, "TLS"): a private CA, an optional client certificate. */
   mqttTls: { ca?: string; cert?: string; key?: string };
   /** How long the broker keeps the preprocessor's session (and queues for it) while it is away, in s. */
@@ -98,6 +100,8 @@ export interface PlantwireConfig {
   };
 }
 
+/** The services that connect to the MQTT broker, and so need MQTT_SECRET. */
+export const MQTT_CLIENT_SERVICES = ["preprocessor", "control", "plc-simulator"];
 export const ALL_SERVICES = ["devices", "plc-simulator", "preprocessor", "historian", "anomaly-detector", "alarms", "control", "dead-letters", "auth", "api"];
 
 type Env = Record<string, string | undefined>;
@@ -169,10 +173,10 @@ function topicPrefix(env: Env): string {
   return prefix;
 }
 
-/** API_AUTH: "on" (the default) or "off", the documented demo switch that opens every route. */
-function apiAuth(env: Env): boolean {
-  const raw = str(env, "API_AUTH", "on");
-  if (raw !== "on" && raw !== "off") throw new ConfigError(`API_AUTH must be "on" or "off", got "${raw}"`);
+/** API_AUTH / MQTT_AUTH: "on" (the default) or "off", the documented demo switches. */
+function onOff(env: Env, name: "API_AUTH" | "MQTT_AUTH"): boolean {
+  const raw = str(env, name, "on");
+  if (raw !== "on" && raw !== "off") throw new ConfigError(`${name} must be "on" or "off", got "${raw}"`);
   return raw === "on";
 }
 
@@ -243,8 +247,8 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     natsUrl: url(env, "NATS_URL", "nats://127.0.0.1:4222", ["nats", "tls"]),
     redisUrl: url(env, "REDIS_URL", "redis://127.0.0.1:6379", ["redis", "rediss"]),
     mqttUrl,
-    mqttUsername: env.MQTT_USERNAME || undefined,
-    mqttPassword: env.MQTT_PASSWORD || undefined,
+    mqttSecret: env.MQTT_SECRET || undefined,
+    mqttAuth: onOff(env, "MQTT_AUTH"),
     mqttTls: mqttTls(env, mqttUrl),
     mqttSessionExpiryS: int(env, "MQTT_SESSION_EXPIRY_S", 3_600, 1, 604_800),
     topicRoot,
@@ -257,7 +261,7 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
     apiHost: str(env, "API_HOST", "127.0.0.1"),
     apiTls: certPair(env, "API_TLS_CERT", "API_TLS_KEY"),
     auth: {
-      enabled: apiAuth(env),
+      enabled: onOff(env, "API_AUTH"),
       jwtSecret: env.AUTH_JWT_SECRET || undefined,
       adminPassword: env.AUTH_ADMIN_PASSWORD || undefined,
       tokenTtlS: int(env, "AUTH_TOKEN_TTL_S", 28_800, 60, 2_592_000),
@@ -304,10 +308,15 @@ export function loadConfig(env: Env = process.env): PlantwireConfig {
 
 /**
  * Fails fast when a process runs the api or auth service with authentication on but without its
- * secrets (scripts/start.sh generates them; Compose and Kubernetes pass them from the environment).
+ * secrets, or an MQTT client service without MQTT_SECRET (scripts/start.sh generates them; Compose
+ * and Kubernetes pass them from the environment).
  * Apart from loadConfig, so the defaults stay loadable for tools and tests that need no secrets.
  */
 export function requireSecrets(config: PlantwireConfig): void {
+  const mqttUsers = config.services.filter((s) => MQTT_CLIENT_SERVICES.includes(s));
+  if (config.mqttAuth && mqttUsers.length > 0 && (config.mqttSecret === undefined || config.mqttSecret.length < 32)) {
+    throw new ConfigError(`MQTT_SECRET must be set to at least 32 characters for ${mqttUsers.join(", ")} (or MQTT_AUTH=off, the demo switch)`);
+  }
   if (!config.auth.enabled) return;
   const needs = config.services.filter((s) => s === "api" || s === "auth");
   if (needs.length === 0) return;

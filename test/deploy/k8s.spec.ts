@@ -3,10 +3,13 @@
 // fields fail), and the contracts that make a first deploy work are checked on the render.
 import { strict as assert } from "node:assert";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { ALL_SERVICES } from "../../src/shared/config.ts";
+import { dirname, join, posix } from "node:path";
+import { deviceUsername, SERVICE_ROLES, serviceUsername } from "../../src/mqtt-auth/accounts.ts";
+import { plantLayout } from "../../src/plc/plant-layout.ts";
+import { ALL_SERVICES, loadConfig, MQTT_CLIENT_SERVICES } from "../../src/shared/config.ts";
+import { isValidLevel } from "../../src/shared/topics.ts";
 import {
   allContainers,
   composeEnvironment,
@@ -72,6 +75,27 @@ const SERVER: Record<"kafka" | "mongo" | "mqtt", { name: string; port: number }>
 };
 
 const AUTOSCALED = ["preprocessor", "historian", "api"];
+
+/** Variables a plantwire container may set besides config.ts's: read by the script it runs. */
+const SCRIPT_VARIABLES: Record<string, string> = { PLANTWIRE_DATA: "scripts/mqtt-accounts.ts" };
+
+/** uid of the `mosquitto` user of the eclipse-mosquitto image. */
+const MOSQUITTO_UID = 1883;
+
+const TEST_SECRET = "a-test-mqtt-secret-of-more-than-32-characters";
+
+/** The services src/shared/config.ts requires MQTT_SECRET for: the MQTT clients. */
+const mqttClientServices = () => MQTT_CLIENT_SERVICES;
+
+/** What a container runs: its command and args as one line. */
+function commandLine(container: Container): string {
+  return [...(container.command ?? []), ...(container.args ?? [])].join(" ");
+}
+
+/** The value of a Mosquitto config directive (the last one wins, as in Mosquitto). */
+function mosquittoOption(text: string, directive: string): string | undefined {
+  return [...text.matchAll(new RegExp(`^${directive}\\s+(.+?)\\s*$`, "gm"))].at(-1)?.[1];
+}
 
 function imageRepository(image: string): string {
   const withoutTag = image.replace(/:[^/:]+$/, "");
@@ -290,7 +314,9 @@ describe("Kubernetes manifests (k8s/)", function () {
                 assert.ok(paths.includes(probe.httpGet.path ?? "/"), `${where}: ${probe.httpGet.path} is not an endpoint of ${c.image}`);
               }
             }
-            if (w.object.kind !== "Job") {
+            if (w.pod.initContainers?.includes(c)) {
+              assert.equal(probesOf(c).length, 0, `${w.id}/${c.name}: an init container runs to completion, without probes`);
+            } else if (w.object.kind !== "Job") {
               assert.ok(c.livenessProbe && c.readinessProbe, `${w.id}/${c.name}: liveness and readiness probes`);
             }
           }
@@ -304,7 +330,7 @@ describe("Kubernetes manifests (k8s/)", function () {
         const main = readRepoFile("src/main.ts");
         assert.match(main, /req\.url === "\/live"/);
         assert.match(main, /req\.url === "\/ready"/);
-        for (const { owner, container: c } of plantwire.filter((p) => p.owner.object.kind !== "Job")) {
+        for (const { owner, container: c } of plantwire.filter((p) => p.owner.object.kind !== "Job" && p.owner.pod.containers.includes(p.container))) {
           const where = `${owner.id}/${c.name}`;
           const declared = (c.ports ?? []).find((p) => p.name === "health");
           assert.equal(declared?.containerPort, healthPort, `${where}: containerPort "health" is HEALTH_PORT`);
@@ -386,6 +412,11 @@ describe("Kubernetes manifests (k8s/)", function () {
               assert.ok(env.slice(0, i).some((earlier) => earlier.name === ref[1]), `${where}: ${e.name} refers to $(${ref[1]}), which must be defined before it`);
             }
             if (names.has(e.name)) return;
+            const script = SCRIPT_VARIABLES[e.name];
+            if (script !== undefined && commandLine(c).includes(script)) {
+              assert.match(readRepoFile(script), new RegExp(`process\\.env\\.${e.name}\\b`), `${where}: ${script} reads ${e.name}`);
+              return;
+            }
             const feeds = env.slice(i + 1).some((later) => names.has(later.name) && (later.value ?? "").includes(`$(${e.name})`));
             assert.ok(feeds, `${where}: ${e.name} is not read by src/shared/config.ts and feeds no variable that is`);
           });
@@ -463,14 +494,140 @@ describe("Kubernetes manifests (k8s/)", function () {
         const config = generated(objects, "ConfigMap", "mosquitto-config");
         const file = readRepoFile("k8s/base/config/mosquitto.conf");
         assert.equal(config?.data?.["mosquitto.conf"], file);
-        for (const line of ["listener 1883", "listener 9001", "protocol websockets", "persistence true", "max_queued_messages 100000", "allow_anonymous true"]) {
+        for (const line of ["listener 1883", "listener 9001", "protocol websockets", "persistence true", "max_queued_messages 100000", "allow_anonymous false"]) {
           assert.match(file, new RegExp(`^${line}$`, "m"), line);
         }
+        assert.doesNotMatch(file, /^\s*allow_anonymous\s+true\b/m, "accounts only");
+        assert.match(file, /^password_file \/\S+$/m);
+        assert.match(file, /^acl_file \/\S+$/m);
         const w = podTemplates([get(objects, "StatefulSet", "mosquitto")])[0];
         const c = w?.pod.containers[0];
         const mount = c?.volumeMounts?.find((m) => m.mountPath === "/mosquitto/config");
         assert.equal(w?.pod.volumes?.find((v) => v.name === mount?.name)?.configMap?.name, config?.metadata.name);
         assert.deepEqual(c?.command, ["/usr/sbin/mosquitto", "-c", "/mosquitto/config/mosquitto.conf"]);
+      });
+
+      /** A container's environment as far as the render says it: its ConfigMaps and plain values (no Secret, no $(references)). */
+      const effectiveEnv = (c: Container): Record<string, string> => {
+        const env: Record<string, string> = {};
+        for (const from of c.envFrom ?? []) if (from.configMapRef) Object.assign(env, configMapData(objects, from.configMapRef.name));
+        for (const e of c.env ?? []) if (e.value !== undefined && !e.value.includes("$(")) env[e.name] = e.value;
+        return env;
+      };
+
+      const mosquittoPod = () => {
+        const w = podTemplates([get(objects, "StatefulSet", "mosquitto")])[0];
+        assert.ok(w);
+        const broker = w.pod.containers.find((c) => c.name === "mosquitto");
+        assert.ok(broker, "container mosquitto");
+        const init = (w.pod.initContainers ?? []).find((c) => isPlantwireImage(c.image) && /\bnode scripts\/mqtt-accounts\.ts provision\b/.test(commandLine(c)));
+        assert.ok(init, "an init container of the plantwire image runs `node scripts/mqtt-accounts.ts provision`");
+        return { w, broker, init };
+      };
+
+      it("Mosquitto admits accounts only, written by an init container into the volume it reads them from before it starts", () => {
+        const conf = generated(objects, "ConfigMap", "mosquitto-config")?.data?.["mosquitto.conf"] ?? "";
+        assert.doesNotMatch(conf, /^\s*allow_anonymous\s+true\b/m);
+        assert.equal(mosquittoOption(conf, "allow_anonymous"), "false");
+        const passwd = mosquittoOption(conf, "password_file") ?? "";
+        const acl = mosquittoOption(conf, "acl_file") ?? "";
+        assert.equal(posix.basename(passwd), "passwd", "the name scripts/mqtt-accounts.ts writes");
+        assert.equal(posix.basename(acl), "acl", "the name scripts/mqtt-accounts.ts writes");
+        const dir = posix.dirname(passwd);
+        assert.equal(posix.dirname(acl), dir);
+        const { w, broker, init } = mosquittoPod();
+        const brokerMount = broker.volumeMounts?.find((m) => m.mountPath === dir);
+        assert.ok(brokerMount, `mosquitto mounts a volume at ${dir}`);
+        assert.equal(brokerMount.readOnly, true, "the broker only reads its accounts");
+        assert.equal(init.command, undefined, "the image's entrypoint stays");
+        const data = init.env?.find((e) => e.name === "PLANTWIRE_DATA")?.value;
+        assert.ok(data, "PLANTWIRE_DATA names where the files go");
+        // The account store's directory is $PLANTWIRE_DATA/mosquitto (src/mqtt-auth/account-store.ts).
+        const initMount = init.volumeMounts?.find((m) => m.mountPath === `${data}/mosquitto`);
+        assert.equal(initMount?.name, brokerMount.name, "the init container writes where the broker reads");
+        assert.notEqual(initMount?.readOnly, true);
+        // Mode 600: only their owner may read them, so they must be written as the broker's user.
+        const uid = (c: Container) => c.securityContext?.runAsUser ?? w.pod.securityContext?.runAsUser;
+        assert.equal(uid(broker), MOSQUITTO_UID);
+        assert.equal(uid(init), MOSQUITTO_UID, "written as the broker's user");
+        const secret = init.env?.find((e) => e.name === "MQTT_SECRET")?.valueFrom?.secretKeyRef;
+        assert.match(secret?.name ?? "", /^plantwire-secrets(-[a-z0-9]{10})?$/, "MQTT_SECRET from the Secret plantwire-secrets");
+        assert.equal(secret?.key, "MQTT_SECRET");
+        // The accounts it provisions are the ones the clients log in with.
+        const provisioned = loadConfig(effectiveEnv(init));
+        for (const client of mqttClientServices()) {
+          const owner = workloads.find((x) => x.object.metadata.name === client);
+          const c = owner?.pod.containers.find((x) => isPlantwireImage(x.image));
+          assert.ok(c, client);
+          const config = loadConfig(effectiveEnv(c));
+          assert.equal(config.namespace, provisioned.namespace, `${client}: MOLECULER_NAMESPACE`);
+          assert.equal(config.topicRoot, provisioned.topicRoot, `${client}: MQTT_TOPIC_ROOT`);
+          if (client === "plc-simulator") assert.deepEqual([config.plc.count, config.plc.seed, config.plc.site], [provisioned.plc.count, provisioned.plc.seed, provisioned.plc.site], "the simulator's plant (PLC_COUNT, PLC_SEED, PLC_SITE)");
+        }
+      });
+
+      it("Mosquitto's init container provisions the services, the simulated PLCs and the devices of mqtt-devices, printing no password", () => {
+        const { w, init } = mosquittoPod();
+        const args = init.args ?? [];
+        assert.ok(args.length === 3 && args[0] === "sh" && args[1] === "-c", "sh -c <script>");
+        const devicesMount = init.volumeMounts?.find((m) => w.pod.volumes?.find((v) => v.name === m.name)?.configMap?.name === generated(objects, "ConfigMap", "mqtt-devices")?.metadata.name);
+        assert.ok(devicesMount, "the ConfigMap mqtt-devices is mounted");
+        const listed = generated(objects, "ConfigMap", "mqtt-devices")?.data?.["devices.txt"] ?? "";
+        const devices = listed.split("\n").map((l) => l.replace(/#.*/, "").trim()).filter(Boolean);
+        for (const d of devices) assert.ok(d.split("/").length === 4 && d.split("/").every(isValidLevel), `mqtt-devices: "${d}" is not site/area/line/device`);
+        const script = args[2] ?? "";
+        assert.ok(script.includes(`${devicesMount.mountPath}/devices.txt`), "reads the list from the mount");
+        const dir = mkdtempSync(join(tmpdir(), "plantwire-mqtt-init-"));
+        try {
+          const run = (list: string) => {
+            writeFileSync(join(dir, "devices.txt"), list);
+            const env = { ...effectiveEnv(init), MQTT_SECRET: TEST_SECRET, PLANTWIRE_DATA: join(dir, "data"), PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
+            return spawnSync("sh", ["-c", script.replaceAll(`${devicesMount.mountPath}/devices.txt`, join(dir, "devices.txt"))], { cwd: ROOT, encoding: "utf8", env });
+          };
+          const extra = "plant9/assembly/line3/robot-07";
+          const ok = run(`${listed}\n# a comment\n${extra}   # trailing comment\n`);
+          assert.equal(ok.status, 0, ok.stderr);
+          assert.doesNotMatch(ok.stdout + ok.stderr, /password/i, "no password in the pod's log");
+          const config = loadConfig(effectiveEnv(init));
+          assert.match(ok.stdout, new RegExp(`^username: ${deviceUsername(config.topicRoot, { site: "plant9", area: "assembly", line: "line3", device: "robot-07" })}$`, "m"));
+          const users = readFileSync(join(dir, "data", "mosquitto", "passwd"), "utf8").trim().split("\n").map((line) => line.slice(0, line.indexOf(":")));
+          const expected = [
+            ...SERVICE_ROLES.map((role) => serviceUsername(config.namespace, role)),
+            ...plantLayout(config.plc.count, config.plc.seed, config.plc.site).map((plc) => deviceUsername(config.topicRoot, plc)),
+            ...[...devices, extra].map((d) => `${config.topicRoot}/${d}`),
+          ];
+          assert.deepEqual([...users].sort(), [...new Set(expected)].sort());
+          // A wrong line fails the init container, so the broker never starts without its devices.
+          rmSync(join(dir, "data"), { recursive: true, force: true });
+          assert.notEqual(run("plant1/not-a-device\n").status, 0);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+
+      it("every plantwire service that talks MQTT gets MQTT_SECRET from plantwire-secrets, and no other does", () => {
+        const clients = mqttClientServices();
+        const byPolicy = Object.entries(CLIENT_OF).filter(([name, servers]) => servers.includes("mqtt") && ALL_SERVICES.includes(name)).map(([name]) => name);
+        assert.deepEqual([...clients].sort(), [...byPolicy].sort(), "the services config.ts demands MQTT_SECRET for are the ones the network policies let reach Mosquitto");
+        for (const { owner, container: c } of plantwire) {
+          const where = `${owner.id}/${c.name}`;
+          const services = (c.env ?? []).find((e) => e.name === "SERVICES")?.value?.split(",") ?? [];
+          const talks = services.some((s) => clients.includes(s)) || /\bscripts\/mqtt-accounts\.ts\b/.test(commandLine(c));
+          const entry = (c.env ?? []).find((e) => e.name === "MQTT_SECRET");
+          assert.ok(!(c.envFrom ?? []).some((f) => f.secretRef), `${where}: Secrets only key by key`);
+          if (talks) {
+            assert.equal(entry?.value, undefined, `${where}: MQTT_SECRET never as a value`);
+            assert.match(entry?.valueFrom?.secretKeyRef?.name ?? "(none)", /^plantwire-secrets(-[a-z0-9]{10})?$/, `${where}: MQTT_SECRET from plantwire-secrets`);
+            assert.equal(entry?.valueFrom?.secretKeyRef?.key, "MQTT_SECRET", where);
+            assert.notEqual(entry?.valueFrom?.secretKeyRef?.optional, true, `${where}: the Secret key is required`);
+          } else {
+            assert.equal(entry, undefined, `${where} talks no MQTT: no MQTT_SECRET`);
+          }
+        }
+        assert.equal(configMapData(objects, generated(objects, "ConfigMap", "plantwire-env")?.metadata.name ?? "").MQTT_SECRET, undefined, "never in a ConfigMap");
+        const secret = generated(objects, "Secret", "plantwire-secrets");
+        const value = secret ? secretValue(secret, "MQTT_SECRET") : parseDotenv(readRepoFile("k8s/overlays/prod/secrets.env.example")).get("MQTT_SECRET");
+        assert.ok((value ?? "").length >= 32, "MQTT_SECRET has at least 32 characters (services refuse to start otherwise)");
       });
 
       it("replica counts are as docs/deploy.md documents them", () => {
@@ -510,7 +667,7 @@ describe("Kubernetes manifests (k8s/)", function () {
             assert.ok(find(objects, spec.scaleTargetRef.kind, spec.scaleTargetRef.name), `${h.metadata.name}: target exists`);
             if (h.metadata.name === "historian") assert.ok(spec.maxReplicas <= partitions, "no more historians than partitions");
           }
-          for (const { owner } of plantwire.filter((p) => p.owner.object.kind !== "Job")) {
+          for (const { owner } of plantwire.filter((p) => p.owner.object.kind !== "Job" && p.owner.pod.containers.includes(p.container))) {
             const hpa = find(objects, "HorizontalPodAutoscaler", owner.object.metadata.name)?.spec as { minReplicas: number } | undefined;
             assert.ok((owner.replicas ?? hpa?.minReplicas ?? 1) >= 2, `${owner.id}: 2+ replicas`);
           }
@@ -532,8 +689,12 @@ describe("Kubernetes manifests (k8s/)", function () {
         assert.equal(spec.updateStrategy?.type, "RollingUpdate");
         const env = podTemplates([sts])[0]?.pod.containers.find((c) => c.name === "preprocessor")?.env ?? [];
         assert.deepEqual(env.find((e) => e.name === "NODE_ID")?.valueFrom?.fieldRef, { fieldPath: "metadata.name" }, "NODE_ID is the stable pod name (preprocessor-0, -1, ...)");
-        // The MQTT client id, hence the persistent session, follows NODE_ID.
-        assert.match(readRepoFile("services/preprocessor.service.ts"), /clientId: `\$\{config\.namespace\}-preprocessor-\$\{config\.nodeId/);
+        // The MQTT client id, hence the persistent session, follows NODE_ID (directly, or through a
+        // function of the node id that names every replica's session).
+        const source = readRepoFile("services/preprocessor.service.ts");
+        const direct = /clientId: `\$\{config\.namespace\}-preprocessor-\$\{config\.nodeId/.test(source);
+        const helper = /(\w+) = \((\w+)(: string)?\) => `\$\{config\.namespace\}-preprocessor-\$\{\2\}`/.exec(source);
+        assert.ok(direct || (helper && new RegExp(`clientId: ${helper[1]}\\(config\\.nodeId`).test(source)), "the preprocessor's MQTT client id is {namespace}-preprocessor-{NODE_ID}");
         const hpa = find(objects, "HorizontalPodAutoscaler", "preprocessor")?.spec as { scaleTargetRef: { kind: string }; behavior?: { scaleDown?: { selectPolicy?: string } } } | undefined;
         if (overlay === "prod") {
           assert.equal(hpa?.scaleTargetRef.kind, "StatefulSet");

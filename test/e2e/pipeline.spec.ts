@@ -2,11 +2,11 @@
 // through Mosquitto, the preprocessor, Kafka, the historian and the detector, checked at the REST API.
 import { strict as assert } from "node:assert";
 import { ServiceBroker } from "moleculer";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import type { Consumer } from "kafkajs";
 import { addressOf, deviceTopic } from "../../src/shared/topics.ts";
 import type { AlarmDocument, DeadLetterRecord, DeviceDocument, GroundTruthRecord, HistoryPoint, TelemetryPayload } from "../../src/shared/types.ts";
-import { cleanupRun, getJson, isolatedEnv, kafkaClient, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { cleanupRun, connectMqtt, getJson, isolatedEnv, kafkaClient, startPlantwire, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 describe("plantwire end to end", function () {
@@ -24,7 +24,7 @@ describe("plantwire end to end", function () {
     system = startPlantwire(env);
     await waitHealthy(env, system);
     // Once the pipeline is up, watch what the PLCs publish, to compare with what the historian stores.
-    observer = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `e2e-observer-${process.pid}` });
+    observer = await connectMqtt(env, { clientId: `e2e-observer-${process.pid}` });
     observer.on("message", (topic, payload) => {
       if (!topic.endsWith("/telemetry")) return;
       const device = topic.split("/").at(-2) ?? "";
@@ -112,7 +112,7 @@ describe("plantwire end to end", function () {
     await consumer.subscribe({ topics: [`${env.KAFKA_TOPIC_PREFIX}scada.deadletter.v1`], fromBeginning: true });
     await consumer.run({ eachMessage: async ({ message }) => void deadLetters.push(JSON.parse(message.value?.toString() ?? "{}") as DeadLetterRecord) });
     try {
-      const publisher = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `e2e-bad-${process.pid}` });
+      const publisher = await connectMqtt(env, { clientId: `e2e-bad-${process.pid}` });
       await publisher.publishAsync(topic, marker, { qos: 1 });
       await publisher.endAsync();
       const publishedAfter = (sent.get(device._id) ?? []).length;

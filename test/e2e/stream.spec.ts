@@ -1,9 +1,9 @@
 // End to end: the whole system as a user starts it, a live-stream client on one simulated PLC.
 import { strict as assert } from "node:assert";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import type { DeviceDocument, TelemetryPayload, TelemetryRecord } from "../../src/shared/types.ts";
 import { openEventStream, type EventStream } from "../../src/stream/sse-client.ts";
-import { cleanupRun, getJson, isolatedEnv, startPlantwire, testToken, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { cleanupRun, connectMqtt, getJson, isolatedEnv, startPlantwire, testToken, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 describe("live stream end to end", function () {
@@ -40,7 +40,7 @@ describe("live stream end to end", function () {
     });
     // What the PLC published, by seq, as a second witness of the values.
     const published = new Map<number, TelemetryPayload>();
-    observer = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `e2e-stream-observer-${process.pid}` });
+    observer = await connectMqtt(env, { clientId: `e2e-stream-observer-${process.pid}` });
     observer.on("message", (_topic, payload) => {
       const message = JSON.parse(payload.toString()) as TelemetryPayload;
       published.set(message.seq, message);

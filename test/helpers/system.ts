@@ -7,12 +7,15 @@ import { fileURLToPath } from "node:url";
 import { Kafka, logLevel, type Consumer } from "kafkajs";
 import type { ServiceBroker } from "moleculer";
 import { MongoClient } from "mongodb";
-import mqtt from "mqtt";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { signJwt } from "../../src/auth/jwt.ts";
 import type { Role } from "../../src/auth/roles.ts";
 import { createPlantwireBroker } from "../../src/main.ts";
+import { changeAccounts } from "../../src/mqtt-auth/account-store.ts";
+import { derivedPassword, deviceAccount, deviceUsername, serviceUsername, systemAccounts, type ServiceRole } from "../../src/mqtt-auth/accounts.ts";
 import { loadConfig } from "../../src/shared/config.ts";
 import { KAFKA_TOPICS } from "../../src/shared/topics.ts";
+import type { DeviceAddress } from "../../src/shared/types.ts";
 import { waitFor } from "./wait.ts";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -23,7 +26,12 @@ export interface TestSystemEnv extends Record<string, string> {
   KAFKA_TOPIC_PREFIX: string;
   MONGO_URL: string;
   API_PORT: string;
+  MQTT_SECRET: string;
 }
+
+/** The local stack's Mosquitto (scripts/infra.sh, default PLANTWIRE_DATA): where the shared tests' accounts go. */
+export const SHARED_MQTT_URL = "mqtt://127.0.0.1:1883";
+const SHARED_DATA = process.env.PLANTWIRE_DATA || `${REPO}.data`;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,6 +46,8 @@ export async function freePort(): Promise<number> {
 /** The API secrets of every system this test process starts (isolatedEnv): fresh per process, never in the repository. */
 export const TEST_JWT_SECRET = randomBytes(32).toString("base64url");
 export const TEST_ADMIN_PASSWORD = randomBytes(12).toString("base64url");
+/** The MQTT secret of every system this test process starts: its accounts' passwords derive from it. */
+export const TEST_MQTT_SECRET = randomBytes(32).toString("base64url");
 
 /**
  * A bearer token as `POST /api/auth/login` issues it, signed with the test process's secret, so a
@@ -61,7 +71,7 @@ export function apiFetch(url: string, init: RequestInit = {}): Promise<Response>
 /** Settings that keep one test run's data apart from every other run's. `mongoServer`: another MongoDB-wire server (test/chaos runs its own). */
 export async function isolatedEnv(label: string, extra: Record<string, string> = {}, mongoServer = "mongodb://127.0.0.1:27017"): Promise<TestSystemEnv> {
   const run = `${label}${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-  return {
+  const env: TestSystemEnv = {
     MOLECULER_NAMESPACE: run,
     MQTT_TOPIC_ROOT: `${run}/v1`,
     KAFKA_TOPIC_PREFIX: `${run}.`,
@@ -71,10 +81,41 @@ export async function isolatedEnv(label: string, extra: Record<string, string> =
     LOG_LEVEL: "warn",
     AUTH_JWT_SECRET: TEST_JWT_SECRET,
     AUTH_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
+    MQTT_SECRET: TEST_MQTT_SECRET,
     // Tests fire requests faster than any person; test/integration/auth.spec.ts turns the limiter on.
     API_RATE_LIMIT: "0",
     ...extra,
   };
+  // On the shared broker; a private one (extra MQTT_URL) is its owner's to provision.
+  if (extra.MQTT_URL === undefined) await provisionMqtt(env);
+  return env;
+}
+
+/**
+ * The MQTT accounts a test system needs on a broker's stack: its service accounts, one per
+ * simulated PLC, and `devices` (a test's own PLCs).
+ */
+export async function provisionMqtt(env: TestSystemEnv, devices: DeviceAddress[] = [], dataDir = SHARED_DATA, brokerUrl = SHARED_MQTT_URL): Promise<void> {
+  const config = loadConfig({ ...process.env, ...env });
+  const specs = [...systemAccounts(config, env.MQTT_SECRET), ...devices.map((d) => deviceAccount(env.MQTT_SECRET, deviceUsername(env.MQTT_TOPIC_ROOT, d)))];
+  await changeAccounts({ dataDir }, { upsert: specs, brokerUrl });
+}
+
+/** Username and password of a test system's service account (admin: anything under its root). */
+export function mqttLogin(env: TestSystemEnv, role: ServiceRole = "admin"): { username: string; password: string } {
+  const username = serviceUsername(env.MOLECULER_NAMESPACE, role);
+  return { username, password: derivedPassword(env.MQTT_SECRET, username) };
+}
+
+/** Username and password of a device of a test system (provisioned by provisionMqtt). */
+export function deviceLogin(env: TestSystemEnv, address: DeviceAddress): { username: string; password: string } {
+  const username = deviceUsername(env.MQTT_TOPIC_ROOT, address);
+  return { username, password: derivedPassword(env.MQTT_SECRET, username) };
+}
+
+/** A client of the shared broker, logged in as one of the test system's service accounts. */
+export function connectMqtt(env: TestSystemEnv, options: IClientOptions = {}, role: ServiceRole = "admin"): Promise<MqttClient> {
+  return mqtt.connectAsync(SHARED_MQTT_URL, { ...mqttLogin(env, role), ...options });
 }
 
 export interface RunningProcess {
@@ -149,12 +190,19 @@ export async function cleanupRun(env: TestSystemEnv): Promise<void> {
   } finally {
     await mongo.close();
   }
-  await clearRetained(`${env.MQTT_TOPIC_ROOT}/#`);
+  // A private broker (MQTT_URL) goes with its test; on the shared one, the run's retained births and accounts.
+  if (env.MQTT_URL === undefined) {
+    await clearRetained(env);
+    const root = `${env.MQTT_TOPIC_ROOT}/`;
+    const namespace = `${env.MOLECULER_NAMESPACE}-`;
+    await changeAccounts({ dataDir: SHARED_DATA }, { remove: (a) => a.name.startsWith(root) || a.name.startsWith(namespace) });
+  }
 }
 
-/** Clears every retained message under a filter by publishing empty retained payloads. */
-export async function clearRetained(filter: string): Promise<void> {
-  const client = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `cleanup-${process.pid}-${Date.now()}` });
+/** Clears every retained message under the system's root by publishing empty retained payloads (as its MQTT admin). */
+export async function clearRetained(env: TestSystemEnv): Promise<void> {
+  const filter = `${env.MQTT_TOPIC_ROOT}/#`;
+  const client = await connectMqtt(env, { clientId: `cleanup-${process.pid}-${Date.now()}` });
   const retained = new Set<string>();
   client.on("message", (topic, payload, packet) => {
     if (packet.retain && payload.length > 0) retained.add(topic);

@@ -3,17 +3,16 @@
 import { strict as assert } from "node:assert";
 import type { Consumer } from "kafkajs";
 import type { ServiceBroker } from "moleculer";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import type { PreprocessorStats } from "../../services/preprocessor.service.ts";
 import { deadLetter } from "../../src/ingest/dead-letter.ts";
 import type { ServiceHealth } from "../../src/shared/health.ts";
 import { deviceTopic } from "../../src/shared/topics.ts";
 import type { DeadLetterRecord, DeviceAddress } from "../../src/shared/types.ts";
 import { badInputCorpus, corpusBirth, type CorpusMessage } from "../fixtures/bad-input/corpus.ts";
-import { cleanupRun, collectTopic, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { cleanupRun, connectMqtt, collectTopic, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
-const MQTT_URL = "mqtt://127.0.0.1:1883";
 const ROUNDS = 80;
 const PUBLISH_WINDOW = 200;
 
@@ -35,7 +34,7 @@ describe("bad input at volume", function () {
     env = await isolatedEnv("bad", { LOG_LEVEL: "error" });
     broker = await startServices(env, ["devices", "preprocessor", "historian"]);
     consumers.push(await collectTopic(env, "deadletter", deadLetters));
-    client = await mqtt.connectAsync(MQTT_URL, { clientId: `${env.MOLECULER_NAMESPACE}-corpus`, protocolVersion: 5 });
+    client = await connectMqtt(env, { clientId: `${env.MOLECULER_NAMESPACE}-corpus`, protocolVersion: 5 });
     for (const d of devices) await client.publishAsync(deviceTopic(env.MQTT_TOPIC_ROOT, d, "state"), JSON.stringify(corpusBirth(Date.now())), { qos: 1, retain: true });
     await waitFor("the births to register every device", () => Promise.all(devices.map((d) => broker.call("devices.get", { id: d.device }))).then(() => true), 20_000);
   });
@@ -61,7 +60,7 @@ describe("bad input at volume", function () {
     // Over max_packet_size: Mosquitto closes the sender's connection (QoS 0, so the client does not
     // resend it forever from its outgoing store on every reconnect).
     for (const m of of("refused-by-broker")) {
-      const sender = await mqtt.connectAsync(MQTT_URL, { clientId: `${env.MOLECULER_NAMESPACE}-oversize`, protocolVersion: 5, reconnectPeriod: 0 });
+      const sender = await connectMqtt(env, { clientId: `${env.MOLECULER_NAMESPACE}-oversize`, protocolVersion: 5, reconnectPeriod: 0 });
       sender.on("error", () => undefined);
       const closed = new Promise<void>((resolve) => sender.once("close", () => resolve()));
       sender.publish(m.topic, m.payload, { qos: 0 });

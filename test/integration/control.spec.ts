@@ -6,14 +6,14 @@ import { strict as assert } from "node:assert";
 import type { Consumer } from "kafkajs";
 import type { ServiceBroker } from "moleculer";
 import { MongoClient, type Db } from "mongodb";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import type { ControlStats } from "../../services/control.service.ts";
 import type { PlcListing } from "../../services/plc-simulator.service.ts";
 import type { AuditEntry } from "../../src/audit/chain.ts";
 import { newCommand, type CommandDocument, type CommandEvent, type CommandView } from "../../src/control/commands.ts";
 import { deviceTopic, kindFilter, parseDeviceTopic } from "../../src/shared/topics.ts";
 import type { DeviceDocument, StatePayload } from "../../src/shared/types.ts";
-import { cleanupRun, collectTopic, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { cleanupRun, connectMqtt, collectTopic, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const TIMEOUT_MS = 1_500;
@@ -46,7 +46,7 @@ describe("control against Mosquitto, MongoDB, Kafka and the PLC simulator", func
     await mongo.connect();
     db = mongo.db();
     // Register each PLC from its retained birth, as the preprocessor does.
-    births = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `${env.MOLECULER_NAMESPACE}-births` });
+    births = await connectMqtt(env, { clientId: `${env.MOLECULER_NAMESPACE}-births` });
     births.on("message", (topic, payload) => {
       const address = parseDeviceTopic(env.MQTT_TOPIC_ROOT, topic);
       if (!address || payload.length === 0) return;
@@ -128,7 +128,7 @@ describe("control against Mosquitto, MongoDB, Kafka and the PLC simulator", func
     await broker.call("devices.register", { ...ghost, state: "online", ts: Date.now(), machineType: "oven", tags: [{ name: "temp_sp", unit: "°C", type: "number", min: 50, max: 220 }] });
     const sent = await send({ id: "ghost-01", action: "setpoint", tag: "temp_sp", value: 100 });
     // An ack naming the command but from another device's topic does not complete it.
-    const fake = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `${env.MOLECULER_NAMESPACE}-fake-plc` });
+    const fake = await connectMqtt(env, { clientId: `${env.MOLECULER_NAMESPACE}-fake-plc` });
     try {
       const oven = (await broker.call<DeviceDocument, object>("devices.get", { id: "oven-01" }));
       await fake.publishAsync(deviceTopic(env.MQTT_TOPIC_ROOT, { ...oven, device: oven._id }, "cmd/ack"), JSON.stringify({ id: sent.id, status: "accepted", ts: Date.now() }), { qos: 1 });

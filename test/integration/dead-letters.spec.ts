@@ -3,7 +3,7 @@
 import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import { MongoClient } from "mongodb";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import type { BulkReplayResult, DeadLetterList, DeadLettersStats } from "../../services/dead-letters.service.ts";
 import type { HistorianStats } from "../../services/historian.service.ts";
 import type { ChunkDocument } from "../../src/historian/chunks.ts";
@@ -11,7 +11,7 @@ import type { DeadLetterDocument } from "../../src/dead-letters/records.ts";
 import type { ReplayResult } from "../../src/dead-letters/replay.ts";
 import { deviceTopic, KAFKA_TOPICS } from "../../src/shared/topics.ts";
 import type { IngestOutcome, StatePayload } from "../../src/shared/types.ts";
-import { apiFetch, cleanupRun, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, connectMqtt, isolatedEnv, kafkaClient, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const address = { site: "plant1", area: "paint-shop", line: "line1", device: "ghost-01" };
@@ -72,7 +72,7 @@ describe("dead letters: store, list, inspect, replay exactly once", function () 
     env = await isolatedEnv("dlq", { HISTORIAN_BUCKET_MS: "5000", HISTORIAN_SEAL_GRACE_MS: "500" });
     api = `http://127.0.0.1:${env.API_PORT}/api`;
     broker = await startServices(env, ["devices", "preprocessor", "historian", "dead-letters", "api"]);
-    plc = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `${env.MOLECULER_NAMESPACE}-plc` });
+    plc = await connectMqtt(env, { clientId: `${env.MOLECULER_NAMESPACE}-plc` });
     mongo = new MongoClient(env.MONGO_URL);
   });
 

@@ -4,11 +4,11 @@
 import { strict as assert } from "node:assert";
 import type { ServiceBroker } from "moleculer";
 import { MongoClient } from "mongodb";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import type { AuditEntry } from "../../src/audit/chain.ts";
 import { deviceTopic } from "../../src/shared/topics.ts";
 import type { AlarmDocument, DeviceDocument, DeviceUpdate, StatePayload } from "../../src/shared/types.ts";
-import { apiFetch, cleanupRun, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, connectMqtt, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 interface Json<T> {
@@ -58,7 +58,7 @@ describe("device updates (PATCH /api/devices/{id})", function () {
     env = await isolatedEnv("devices");
     api = `http://127.0.0.1:${env.API_PORT}/api`;
     broker = await startServices(env, ["devices", "preprocessor", "alarms", "anomaly-detector", "api"]);
-    plc = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `${env.MOLECULER_NAMESPACE}-plc` });
+    plc = await connectMqtt(env, { clientId: `${env.MOLECULER_NAMESPACE}-plc` });
     await birth(Date.now());
     await waitFor("the birth to register the device", async () => (await call("GET", `/devices/${oven.device}`)).status === 200, 20_000);
   });

@@ -13,6 +13,7 @@ import { Redis } from "ioredis";
 import { connect, StringCodec } from "nats";
 import { loadConfig } from "../../src/shared/config.ts";
 import { KAFKA_TOPICS, kafkaTopic } from "../../src/shared/topics.ts";
+import { cleanupRun, isolatedEnv, mqttLogin, type TestSystemEnv } from "../helpers/system.ts";
 import type { KafkaTopicKind } from "../../src/shared/topics.ts";
 
 const config = loadConfig();
@@ -114,9 +115,20 @@ describe("local infrastructure (scripts/infra.sh start)", function () {
 
   describe("Mosquitto with mqtt.js 5", function () {
     const clients: MqttClient[] = [];
+    // Mosquitto refuses anonymous clients: these log in as a test system's MQTT admin.
+    let env: TestSystemEnv;
+
+    before(async function () {
+      env = await isolatedEnv("infra");
+    });
+
+    after(async function () {
+      if (env) await cleanupRun(env);
+    });
 
     async function client(url: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
       const c = await mqtt.connectAsync(url, {
+        ...mqttLogin(env),
         protocolVersion: 5,
         clientId: `plantwire-infra-test-${run}-${clients.length}`,
         reconnectPeriod: 0,
@@ -146,8 +158,8 @@ describe("local infrastructure (scripts/infra.sh start)", function () {
     it("delivers QoS 1 from TCP (1883) to WebSocket (9001) and back", async function () {
       const tcp = await client(config.mqttUrl);
       const ws = await client(MQTT_WS_URL);
-      const toWs = `plantwire-test/${run}/to-ws`;
-      const toTcp = `plantwire-test/${run}/to-tcp`;
+      const toWs = `${env.MQTT_TOPIC_ROOT}/to-ws`;
+      const toTcp = `${env.MQTT_TOPIC_ROOT}/to-tcp`;
       await ws.subscribeAsync(toWs, { qos: 1 });
       await tcp.subscribeAsync(toTcp, { qos: 1 });
 
@@ -161,7 +173,7 @@ describe("local infrastructure (scripts/infra.sh start)", function () {
     });
 
     it("queues QoS 1 messages for an offline persistent session", async function () {
-      const topic = `plantwire-test/${run}/persistent`;
+      const topic = `${env.MQTT_TOPIC_ROOT}/persistent`;
       const clientId = `plantwire-infra-test-${run}-persistent`;
       const session = { clientId, clean: false, properties: { sessionExpiryInterval: 60 } };
       const sub = await client(config.mqttUrl, session);
@@ -172,7 +184,7 @@ describe("local infrastructure (scripts/infra.sh start)", function () {
       await pub.publishAsync(topic, "queued while offline", { qos: 1 });
 
       // mqtt.js emits queued messages right after CONNACK: listen before the connection completes
-      const again = mqtt.connect(config.mqttUrl, { protocolVersion: 5, reconnectPeriod: 0, ...session });
+      const again = mqtt.connect(config.mqttUrl, { ...mqttLogin(env), protocolVersion: 5, reconnectPeriod: 0, ...session });
       clients.push(again);
       assert.deepEqual(await nextMessage(again, topic), { payload: "queued while offline", qos: 1 });
       await again.endAsync();

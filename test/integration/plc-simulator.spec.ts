@@ -2,16 +2,14 @@
 // commands and acks, fault injection with ground truth, reconnect buffering, orderly offline.
 import { strict as assert } from "node:assert";
 import { Errors, ServiceBroker } from "moleculer";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import createPlcSimulatorService, { groundTruthTopic, plcClientId, type PlcListing } from "../../services/plc-simulator.service.ts";
 import { loadConfig } from "../../src/shared/config.ts";
 import type { ServiceHealth } from "../../src/shared/health.ts";
 import { deviceTopic, parseDeviceTopic } from "../../src/shared/topics.ts";
 import type { CommandAck, DeviceAddress, GroundTruthRecord, StatePayload, TelemetryPayload } from "../../src/shared/types.ts";
-import { clearRetained } from "../helpers/system.ts";
+import { cleanupRun, connectMqtt, isolatedEnv, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
-
-const MQTT_URL = "mqtt://127.0.0.1:1883";
 
 interface Received {
   topic: string;
@@ -19,9 +17,9 @@ interface Received {
   retain: boolean;
 }
 
-/** Collects what arrives on `filter` (QoS 1) from a fresh client. */
-async function listen(clientId: string, filter: string): Promise<{ client: MqttClient; messages: Received[] }> {
-  const client = await mqtt.connectAsync(MQTT_URL, { clientId, protocolVersion: 5, reconnectPeriod: 0 });
+/** Collects what arrives on `filter` (QoS 1) from a fresh client (the system's MQTT admin). */
+async function listen(env: TestSystemEnv, clientId: string, filter: string): Promise<{ client: MqttClient; messages: Received[] }> {
+  const client = await connectMqtt(env, { clientId, protocolVersion: 5, reconnectPeriod: 0 });
   const messages: Received[] = [];
   client.on("message", (topic, payload, packet) => messages.push({ topic, payload: payload.toString(), retain: packet.retain }));
   await client.subscribeAsync(filter, { qos: 1 });
@@ -30,9 +28,9 @@ async function listen(clientId: string, filter: string): Promise<{ client: MqttC
 
 describe("plc-simulator against Mosquitto and NATS", function () {
   this.timeout(60_000);
-  const run = `plcsim${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-  const root = `${run}/v1`;
-  const config = loadConfig({ MQTT_TOPIC_ROOT: root, PLC_COUNT: "3", PLC_SCAN_MS: "100" });
+  let env: TestSystemEnv;
+  let run: string;
+  let root: string;
   let broker: ServiceBroker | undefined;
   let observer: MqttClient;
   let messages: Received[];
@@ -56,16 +54,19 @@ describe("plc-simulator against Mosquitto and NATS", function () {
   };
 
   before(async () => {
-    ({ client: observer, messages } = await listen(`${run}-observer`, `${root}/#`));
+    env = await isolatedEnv("plcsim", { PLC_COUNT: "3", PLC_SCAN_MS: "100" });
+    run = env.MOLECULER_NAMESPACE;
+    root = env.MQTT_TOPIC_ROOT;
+    ({ client: observer, messages } = await listen(env, `${run}-observer`, `${root}/#`));
     broker = new ServiceBroker({ namespace: run, nodeID: `${run}-node`, transporter: { type: "NATS", options: { url: "nats://127.0.0.1:4222" } }, logger: false });
-    broker.createService(createPlcSimulatorService(config));
+    broker.createService(createPlcSimulatorService(loadConfig({ ...process.env, ...env })));
     await broker.start();
   });
 
   after(async () => {
     await broker?.stop();
     await observer?.endAsync();
-    await clearRetained(`${root}/#`);
+    if (env) await cleanupRun(env);
   });
 
   it("publishes a retained birth with the machine type and tag list for each PLC", async () => {
@@ -76,7 +77,7 @@ describe("plc-simulator against Mosquitto and NATS", function () {
     }
     assert.deepEqual([...addresses.keys()].sort(), ["oven-01", "press-01", "pump-01"]);
     // A client arriving later gets the births as retained messages.
-    const late = await listen(`${run}-late`, `${root}/+/+/+/+/state`);
+    const late = await listen(env, `${run}-late`, `${root}/+/+/+/+/state`);
     try {
       const births = await waitFor("three retained births", () => (late.messages.length >= 3 ? late.messages : undefined), 5_000);
       for (const m of births) {
@@ -145,10 +146,10 @@ describe("plc-simulator against Mosquitto and NATS", function () {
     assert.equal(truth.device, "press-01");
     assert.deepEqual(truth.tags, ["oil_temp"]);
     assert.equal(truth.end - truth.start, 20_000);
-    const published = await waitFor("the ground-truth message", () => messages.find((m) => m.topic === groundTruthTopic(root) && (JSON.parse(m.payload) as GroundTruthRecord).faultId === truth.faultId), 5_000);
+    const published = await waitFor("the ground-truth message", () => messages.find((m) => m.topic === groundTruthTopic(root, address("press-01")) && (JSON.parse(m.payload) as GroundTruthRecord).faultId === truth.faultId), 5_000);
     assert.equal(published.retain, false);
     assert.deepEqual(JSON.parse(published.payload), truth);
-    assert.equal(parseDeviceTopic(root, groundTruthTopic(root)), null, "outside the device topics the pipeline subscribes to");
+    assert.equal(parseDeviceTopic(root, groundTruthTopic(root, address("press-01"))), null, "outside the device topics the pipeline subscribes to");
     await waitFor("oil_temp past hi", () => {
       const last = telemetry("press-01").at(-1);
       return typeof last?.values.oil_temp === "number" && last.values.oil_temp > 58;
@@ -159,7 +160,7 @@ describe("plc-simulator against Mosquitto and NATS", function () {
     const cleared = await broker!.call<GroundTruthRecord[], object>("plc-simulator.clearFaults", { device: "press-01" });
     assert.equal(cleared.length, 1);
     assert.ok(cleared[0].end < truth.end);
-    await waitFor("the corrected record", () => messages.filter((m) => m.topic === groundTruthTopic(root)).length >= 2, 5_000);
+    await waitFor("the corrected record", () => messages.filter((m) => m.topic === groundTruthTopic(root, address("press-01"))).length >= 2, 5_000);
   });
 
   it("answers 404 for a PLC this replica does not own and 422 for a fault that cannot happen", async () => {
@@ -190,7 +191,7 @@ describe("plc-simulator against Mosquitto and NATS", function () {
     const before = seqs("oven-01").length;
     const births = of("state", "oven-01").length;
     // Taking over the PLC's client id drops its connection, as a network failure would.
-    const intruder = await mqtt.connectAsync(MQTT_URL, { clientId: plcClientId(root, oven), protocolVersion: 5, reconnectPeriod: 0 });
+    const intruder = await connectMqtt(env, { clientId: plcClientId(root, oven), protocolVersion: 5, reconnectPeriod: 0 });
     await waitFor("the Last Will", () => of("state", "oven-01").slice(births).some((m) => (JSON.parse(m.payload) as StatePayload).state === "offline"), 10_000);
     await waitFor("the PLC back online", () => of("state", "oven-01").slice(births).some((m) => (JSON.parse(m.payload) as StatePayload).state === "online"), 15_000);
     await intruder.endAsync(true);
@@ -205,7 +206,7 @@ describe("plc-simulator against Mosquitto and NATS", function () {
   it("on stop publishes an orderly retained offline state for every PLC", async () => {
     await broker!.stop();
     broker = undefined;
-    const late = await listen(`${run}-after`, `${root}/+/+/+/+/state`);
+    const late = await listen(env, `${run}-after`, `${root}/+/+/+/+/state`);
     try {
       const states = await waitFor("three retained states", () => (late.messages.length >= 3 ? late.messages : undefined), 5_000);
       for (const m of states) {

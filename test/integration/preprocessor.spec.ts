@@ -2,12 +2,12 @@
 import { strict as assert } from "node:assert";
 import type { Consumer } from "kafkajs";
 import type { ServiceBroker } from "moleculer";
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import type { PreprocessorStats } from "../../services/preprocessor.service.ts";
 import { deadLetter } from "../../src/ingest/dead-letter.ts";
 import { deviceTopic } from "../../src/shared/topics.ts";
 import type { DeadLetterRecord, StatePayload, TelemetryRecord } from "../../src/shared/types.ts";
-import { cleanupRun, collectTopic, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
+import { cleanupRun, connectMqtt, collectTopic, isolatedEnv, startServices, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 describe("preprocessor against Mosquitto and Kafka", function () {
@@ -24,7 +24,7 @@ describe("preprocessor against Mosquitto and Kafka", function () {
     env = await isolatedEnv("pre");
     broker = await startServices(env, ["devices", "preprocessor"]);
     consumers.push(await collectTopic(env, "telemetry", telemetry), await collectTopic(env, "deadletter", deadLetters));
-    plc = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `${env.MOLECULER_NAMESPACE}-plc` });
+    plc = await connectMqtt(env, { clientId: `${env.MOLECULER_NAMESPACE}-plc` });
     const birth: StatePayload = { state: "online", ts: Date.now(), machineType: "oven", tags: [{ name: "temp", unit: "°C", type: "number", min: 0, max: 300, hi: 250 }] };
     await plc.publishAsync(deviceTopic(env.MQTT_TOPIC_ROOT, address, "state"), JSON.stringify(birth), { qos: 1, retain: true });
     await waitFor("the birth to register the device", () => broker.call("devices.get", { id: address.device }).then(() => true), 10_000);

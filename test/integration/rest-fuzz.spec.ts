@@ -8,7 +8,6 @@ import { strict as assert } from "node:assert";
 import { readdirSync, readFileSync } from "node:fs";
 import type { ServiceBroker } from "moleculer";
 import { MongoClient, type CommandStartedEvent } from "mongodb";
-import mqtt from "mqtt";
 import { SYSTEM_USER } from "../../src/alarms/alarm-state-machine.ts";
 import type { OpenApiDocument } from "../../src/api/openapi.ts";
 import type { CommandDocument } from "../../src/control/commands.ts";
@@ -17,7 +16,7 @@ import type { SystemHealth } from "../../src/shared/health-summary.ts";
 import type { AlarmDocument, AlarmEvent, DeviceDocument, LatestValue } from "../../src/shared/types.ts";
 import { carriesMarker, operatorLeaks, operatorsInSource, type OperatorLeak } from "../fuzz/mongo-operators.ts";
 import { generateCases, responseProblem, successContentTypes, type FuzzCase } from "../fuzz/rest-cases.ts";
-import { apiFetch, cleanupRun, getJson, isolatedEnv, startPlantwire, startServices, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
+import { apiFetch, cleanupRun, connectMqtt, getJson, isolatedEnv, startPlantwire, startServices, waitHealthy, type RunningProcess, type TestSystemEnv } from "../helpers/system.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const SEED = 20_240_601;
@@ -131,7 +130,7 @@ describe("REST fuzzing from the OpenAPI document", function () {
     assert.equal(sent.status, 202, JSON.stringify(sent.body));
 
     // A dead letter: telemetry of a device no birth registered.
-    const plc = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { clientId: `${env.MOLECULER_NAMESPACE}-ghost` });
+    const plc = await connectMqtt(env, { clientId: `${env.MOLECULER_NAMESPACE}-ghost` });
     await plc.publishAsync(`${env.MQTT_TOPIC_ROOT}/plant1/a/l/ghost/telemetry`, JSON.stringify({ ts: Date.now(), seq: 0, values: { x: 1 } }), { qos: 1 });
     await plc.endAsync();
     const [letter] = await waitFor("a dead letter", async () => {
