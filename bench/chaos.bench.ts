@@ -2,8 +2,12 @@
 // process and each server on a private infrastructure stack, under PLC load) with longer loads.
 // Prints the markdown table of docs/reliability.md ("Chaos"); exits 1 if a sample was lost or
 // duplicated.
+// --drain-ms: how long the history may stop growing after a scenario's load before what it lacks
+// counts as lost (it may grow for up to 4 times that).
 //   node bench/chaos.bench.ts [--load-ms 30000] [--drain-ms 120000] [--plcs 10] [--scan-ms 150]
 //                             [--resend-window-ms 5000] [--only mosquitto,preprocessor,...]
+// CHAOS_LOG_DIR=<dir> keeps every service's output and the servers' logs there (CHAOS_LOG_LEVEL=info
+// for more than warnings), as it does for the spec.
 import { parseArgs } from "node:util";
 import { ALL_TARGETS, ChaosRun, describeTarget, formatTable, type ScenarioResult } from "../test/chaos/chaos-run.ts";
 
@@ -35,7 +39,7 @@ try {
   for (const target of targets) {
     const row = await run.scenario(target);
     rows.push(row);
-    console.log(`${describeTarget(target)}: lost ${row.lost}, duplicated ${row.duplicated}, resent ${row.resent}${row.detail.length ? `\n  ${row.detail.join("\n  ")}` : ""}`);
+    console.log(`${describeTarget(target)}: lost ${row.lost}, duplicated ${row.duplicated}, resent ${row.resent}, ${row.backlogAtKill} queued for the preprocessor at the kill${row.lastDown ? `; last down before healthy: ${row.lastDown}` : ""}${row.detail.length ? `\n  ${row.detail.join("\n  ")}` : ""}`);
   }
 } finally {
   await run.stop();

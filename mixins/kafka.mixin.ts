@@ -45,6 +45,9 @@ export function createKafkaClient(config: PlantwireConfig, clientId: string, log
   });
 }
 
+/** How often a consumer tells the group coordinator it is alive (sessionTimeout is 10 s). */
+const HEARTBEAT_INTERVAL_MS = 1_000;
+
 /** Topic creation runs once per process and prefix, however many services share the process. */
 const topicsEnsured = new Map<string, Promise<void>>();
 
@@ -92,7 +95,7 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
         const consumer = (this.kafka as Kafka).consumer({
           groupId: consumerGroupId(config.namespace, options.group),
           sessionTimeout: 10_000,
-          heartbeatInterval: 1_000,
+          heartbeatInterval: HEARTBEAT_INTERVAL_MS,
           rebalanceTimeout: 20_000,
           minBytes: options.minBytes ?? 1,
           maxWaitTimeInMs: options.maxWaitTimeInMs ?? 200,
@@ -113,7 +116,17 @@ export function kafkaMixin(config: PlantwireConfig): Partial<ServiceSchema> {
           eachBatchAutoResolve: false,
           eachBatch: async (payload) => {
             if (payload.batch.messages.length === 0) return;
-            await options.eachBatch(payload);
+            // kafkajs heartbeats between batches only: a handler held up by its database (the
+            // historian loading rollup hours on a busy FerretDB took up to 31 s, or MongoDB away) got
+            // this member dropped from the group after sessionTimeout, and every rejoin set off a
+            // rebalance of all members. Heartbeat while it runs (a rebalance is still only joined
+            // once the batch is done, within rebalanceTimeout).
+            const heartbeats = setInterval(() => payload.heartbeat().catch(() => undefined), HEARTBEAT_INTERVAL_MS);
+            try {
+              await options.eachBatch(payload);
+            } finally {
+              clearInterval(heartbeats);
+            }
             payload.resolveOffset(payload.batch.lastOffset());
             if (autoCommit) await payload.commitOffsetsIfNecessary();
           },

@@ -1,34 +1,39 @@
 import type { ServiceSchema } from "moleculer";
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
+import mqtt, { type IClientOptions, type IPublishPacket, type ISubscriptionMap, type MqttClient } from "mqtt";
+import { derivedPassword } from "../src/mqtt-auth/accounts.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
 import type { HealthCheck } from "../src/shared/health.ts";
 
 export interface MqttSubscriberOptions {
   /** Stable client id: with a persistent session the broker keeps queued messages for it. */
   clientId: string;
+  /** The MQTT account (src/mqtt-auth/accounts.ts); its password derives from MQTT_SECRET. */
+  username: string;
   subscriptions: string[];
   /** Resolves once the message is safely handed on; the PUBACK is sent only then. */
   onMessage: (topic: string, payload: Buffer, packet: IPublishPacket) => Promise<void>;
 }
 
 /**
- * Credentials and TLS every plantwire MQTT client shares. `rejectUnauthorized` is pinned to true:
+ * Credentials and TLS every plantwire MQTT client shares: the account's password derived from
+ * MQTT_SECRET (anonymous without one, for MQTT_AUTH=off). `rejectUnauthorized` is pinned to true:
  * there is deliberately no switch that turns certificate verification off.
  */
-function connectionOptions(config: PlantwireConfig): IClientOptions {
-  return { username: config.mqttUsername, password: config.mqttPassword, ...config.mqttTls, rejectUnauthorized: true };
+function connectionOptions(config: PlantwireConfig, username: string): IClientOptions {
+  const credentials = config.mqttSecret === undefined ? {} : { username, password: derivedPassword(config.mqttSecret, username) };
+  return { ...credentials, ...config.mqttTls, rejectUnauthorized: true };
 }
 
 /**
  * Options of a clean-session MQTT v5 client (PLCs, control): credentials and TLS from the config, a 10 s
  * keepalive so the broker notices a dead peer quickly, reconnect every second.
  */
-export function cleanSessionOptions(config: PlantwireConfig, clientId: string): IClientOptions {
+export function cleanSessionOptions(config: PlantwireConfig, clientId: string, username: string): IClientOptions {
   return {
     clientId,
     protocolVersion: 5,
     clean: true,
-    ...connectionOptions(config),
+    ...connectionOptions(config, username),
     keepalive: 10,
     reconnectPeriod: 1_000,
     connectTimeout: 5_000,
@@ -46,19 +51,20 @@ export function mqttSubscriberMixin(config: PlantwireConfig, options: (service: 
     methods: {
       async healthCheckMqtt(): Promise<HealthCheck> {
         const client = this.mqttClient as MqttClient | undefined;
-        return client?.connected ? { ok: true } : { ok: false, detail: "not connected to the MQTT broker" };
+        if (!client?.connected) return { ok: false, detail: "not connected to the MQTT broker" };
+        return this.mqttSubscribed ? { ok: true } : { ok: false, detail: "connected, not subscribed (yet) on this connection" };
       },
     },
 
     async started() {
-      const { clientId, subscriptions, onMessage } = options(this);
+      const { clientId, username, subscriptions, onMessage } = options(this);
       const client = mqtt.connect(config.mqttUrl, {
         clientId,
         protocolVersion: 5,
         clean: false,
         // Kept while the subscriber is away (restart, crash): MQTT_SESSION_EXPIRY_S.
         properties: { sessionExpiryInterval: config.mqttSessionExpiryS },
-        ...connectionOptions(config),
+        ...connectionOptions(config, username),
         reconnectPeriod: 1_000,
         connectTimeout: 5_000,
         resubscribe: true,
@@ -85,8 +91,33 @@ export function mqttSubscriberMixin(config: PlantwireConfig, options: (service: 
         client.once("error", reject);
       });
       // With a resumed session the subscriptions already exist; subscribing again is harmless.
-      await client.subscribeAsync(Object.fromEntries(subscriptions.map((topic) => [topic, { qos: 1 as const }])));
+      const filters = Object.fromEntries(subscriptions.map((topic) => [topic, { qos: 1 as const }]));
+      await client.subscribeAsync(filters);
+      this.mqttSubscribed = true;
       this.logger.info("mqtt subscribed", { clientId, subscriptions });
+      // And again after every reconnect. mqtt.js resubscribes only when the broker has no session,
+      // but Mosquitto 2.0.11 restores a persisted session WITHOUT its $share subscriptions (after a
+      // broker restart): "session present", and nothing delivered ever again (docs/reliability.md,
+      // "Chaos"); meanwhile publishers get "no matching subscribers" (PLCs resend those). Without
+      // `resubscribe: true` mqtt.js would skip filters it has subscribed before and send nothing.
+      let connection = 0;
+      client.on("connect", () => {
+        const current = ++connection;
+        this.mqttSubscribed = false;
+        client.subscribeAsync(Object.assign({ resubscribe: true }, filters) as ISubscriptionMap).then(
+          () => {
+            if (current !== connection) return;
+            this.mqttSubscribed = true;
+            this.logger.info("mqtt subscribed again after reconnecting", { clientId });
+          },
+          (err: Error) => {
+            // A connection that closed meanwhile subscribes on its next connect.
+            if (current !== connection || this.mqttStopping || !client.connected) return;
+            this.logger.warn("mqtt subscribe after reconnecting failed; reconnecting to retry", { clientId, error: err.message });
+            client.end(true, () => client.reconnect());
+          },
+        );
+      });
     },
 
     async stopped() {

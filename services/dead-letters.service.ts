@@ -212,7 +212,8 @@ export default function createDeadLettersService(config: PlantwireConfig): Servi
           stats.stored += documents.length;
         } catch (err) {
           // A re-consumed record (a restart before the offset commit, a rebalance) has its id already.
-          if (!(err instanceof MongoBulkWriteError)) throw err;
+          // MongoDB unreachable comes as a MongoBulkWriteError without write errors: nothing is known stored.
+          if (!(err instanceof MongoBulkWriteError) || [err.writeErrors].flat().length === 0) throw err;
           const errors = [err.writeErrors].flat();
           const other = errors.find((e) => e.code !== DUPLICATE_KEY);
           if (other) throw err;

@@ -487,7 +487,9 @@ export default function createHistorianService(config: PlantwireConfig): Service
           try {
             await collection.insertMany(docs, { ordered: false });
           } catch (err) {
-            if (!(err instanceof MongoBulkWriteError)) {
+            // The driver wraps a network or server-selection error (MongoDB down) in a MongoBulkWriteError
+            // without write errors: only per-document write errors say what was not inserted.
+            if (!(err instanceof MongoBulkWriteError) || [err.writeErrors].flat().length === 0) {
               // Outcome unknown: every window is reloaded before it is planned again, and so are its rollup hours.
               for (const plan of plans) buffer.invalidate(plan);
               rollups.invalidateChunks(docs);

@@ -1,8 +1,11 @@
 import type { Context, ServiceSchema } from "moleculer";
+import type { MqttClient } from "mqtt";
 import { deviceCacheMixin } from "../mixins/device-cache.mixin.ts";
 import { healthMixin } from "../mixins/health.mixin.ts";
 import { kafkaMixin } from "../mixins/kafka.mixin.ts";
 import { mqttSubscriberMixin } from "../mixins/mqtt.mixin.ts";
+import { mqttSessionAdoptionMixin } from "../mixins/mqtt-session-adoption.mixin.ts";
+import { serviceUsername } from "../src/mqtt-auth/accounts.ts";
 import { deadLetter } from "../src/ingest/dead-letter.ts";
 import { normalizeState, normalizeTelemetry, parseJsonObject } from "../src/ingest/telemetry.ts";
 import type { PlantwireConfig } from "../src/shared/config.ts";
@@ -29,6 +32,9 @@ function refuse(code: DeadLetterCode, reason: string): IngestOutcome {
 
 /** MQTT → validate → normalize → enrich (device registry) → Kafka, keyed by device; rejects to the dead-letter topic. */
 export default function createPreprocessorService(config: PlantwireConfig): ServiceSchema {
+  /** Each replica's persistent session is named after its node id (a survivor adopts a crashed one's). */
+  const mqttClientId = (nodeId: string) => `${config.namespace}-preprocessor-${nodeId}`;
+  const subscriptions = [`$share/${config.namespace}-preprocessor/${kindFilter(config.topicRoot, "state")}`, `$share/${config.namespace}-preprocessor/${kindFilter(config.topicRoot, "telemetry")}`];
   return {
     name: "preprocessor",
     // Moleculer starts mixins last to first and stops them first to last: Kafka is connected before
@@ -36,8 +42,15 @@ export default function createPreprocessorService(config: PlantwireConfig): Serv
     mixins: [
       deviceCacheMixin(),
       mqttSubscriberMixin(config, (service) => ({
-        clientId: `${config.namespace}-preprocessor-${config.nodeId ?? "0"}`,
-        subscriptions: [`$share/${config.namespace}-preprocessor/${kindFilter(config.topicRoot, "state")}`, `$share/${config.namespace}-preprocessor/${kindFilter(config.topicRoot, "telemetry")}`],
+        clientId: mqttClientId(config.nodeId ?? "0"),
+        username: serviceUsername(config.namespace, "preprocessor"),
+        subscriptions,
+        onMessage: (topic, payload) => (service.handleMqttMessage as (t: string, p: Buffer) => Promise<void>)(topic, payload),
+      })),
+      mqttSessionAdoptionMixin(config, (service) => ({
+        clientIdOf: mqttClientId,
+        subscriptions,
+        ownClient: () => service.mqttClient as MqttClient | undefined,
         onMessage: (topic, payload) => (service.handleMqttMessage as (t: string, p: Buffer) => Promise<void>)(topic, payload),
       })),
       kafkaMixin(config),

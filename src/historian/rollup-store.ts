@@ -187,7 +187,9 @@ export class RollupStore {
     try {
       await collection.insertMany(docs, { ordered: false });
     } catch (err) {
-      if (!(err instanceof MongoBulkWriteError)) {
+      // A network or server-selection error comes wrapped in a MongoBulkWriteError without write
+      // errors: the outcome of every document is unknown then.
+      if (!(err instanceof MongoBulkWriteError) || [err.writeErrors].flat().length === 0) {
         for (const plan of plans) {
           tier.invalidate(plan);
           reloads.set(`${plan.device}:${plan.start}`, plan);

@@ -1,7 +1,7 @@
 // A private copy of the local infrastructure (scripts/infra.sh with its own PLANTWIRE_DATA and
 // PLANTWIRE_PORT_OFFSET), so the chaos suite can SIGKILL servers without touching the shared ones.
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,6 +59,24 @@ export function stackMongoServer(offset: number): string {
   return `mongodb://127.0.0.1:${27017 + offset}`;
 }
 
+/**
+ * Whether every thread of a killed process has exited. The main thread's state is not enough: it
+ * turns zombie first while the other threads (a JVM has dozens, Go servers several) are still being
+ * torn down and the process's listening sockets still accept connections; `infra.sh start` then
+ * found Kafka's port "in use", refused to start it and dropped its pid file. A zombie whose only
+ * remaining thread is itself has released everything (a child of infra.sh's setsid is reaped by
+ * init, perhaps not at once).
+ */
+function exited(pid: number): boolean {
+  try {
+    const state = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0];
+    if (state !== "Z" && state !== "X") return false;
+    return readdirSync(`/proc/${pid}/task`).every((tid) => tid === String(pid));
+  } catch {
+    return true; // gone from /proc: reaped
+  }
+}
+
 export class PrivateStack {
   readonly dir = mkdtempSync(join(tmpdir(), "plantwire-chaos-"));
   readonly offset: number;
@@ -85,19 +103,24 @@ export class PrivateStack {
     return this.#infra("start", servers);
   }
 
-  /** SIGKILL by the pid infra.sh recorded: no chance to flush or save anything. */
+  /**
+   * SIGKILL by the pid infra.sh recorded: no chance to flush or save anything. Returns once every
+   * thread of the process has exited, i.e. once the kernel has closed its sockets and files.
+   */
   async kill(server: Server): Promise<void> {
     const pid = Number(readFileSync(join(this.dir, "run", `${server}.pid`), "utf8").trim());
     if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no pid recorded for ${server} in ${this.dir}/run`);
     process.kill(pid, "SIGKILL");
-    await waitFor(`${server} (pid ${pid}) to die`, () => {
-      try {
-        // /proc/<pid>/stat: a killed child of infra.sh's setsid is reaped by init; a zombie counts as dead.
-        return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") ?? true;
-      } catch {
-        return true;
-      }
-    }, 10_000, 20);
+    await waitFor(`${server} (pid ${pid}) to die`, () => exited(pid), 10_000, 20);
+  }
+
+  /** When Mosquitto last saved its sessions and queues (autosave_interval), if it has yet. */
+  mosquittoSavedAt(): number | undefined {
+    try {
+      return statSync(join(this.dir, "mosquitto", "mosquitto.db")).mtimeMs;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Last lines of a server's log, for failure messages. */
