@@ -55,8 +55,6 @@ function isOneShot(service: ComposeService): boolean {
   return service.restart === "no";
 }
 
-/** The services src/shared/config.ts requires MQTT_SECRET for: the MQTT clients. */
-const mqttClientServices = () => MQTT_CLIENT_SERVICES;
 
 /** The value of a Mosquitto config directive (the last one wins, as in Mosquitto). */
 function mosquittoOption(text: string, directive: string): string | undefined {
@@ -291,7 +289,7 @@ describe("Docker Compose: MQTT accounts", function () {
   });
 
   it("every service that talks MQTT gets MQTT_SECRET, required, and the one-shot provisions the accounts they log in with", () => {
-    const clients = mqttClientServices();
+    const clients = MQTT_CLIENT_SERVICES;
     for (const known of ["preprocessor", "control", "plc-simulator"]) assert.ok(clients.includes(known), `${known} needs MQTT_SECRET (src/shared/config.ts requireSecrets)`);
     const required = /^\$\{MQTT_SECRET:\?[^}]+\}$/;
     for (const [name, s] of Object.entries(compose.services).filter(([, x]) => isPlantwire(x))) {

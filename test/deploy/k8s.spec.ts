@@ -84,8 +84,6 @@ const MOSQUITTO_UID = 1883;
 
 const TEST_SECRET = "a-test-mqtt-secret-of-more-than-32-characters";
 
-/** The services src/shared/config.ts requires MQTT_SECRET for: the MQTT clients. */
-const mqttClientServices = () => MQTT_CLIENT_SERVICES;
 
 /** What a container runs: its command and args as one line. */
 function commandLine(container: Container): string {
@@ -555,7 +553,7 @@ describe("Kubernetes manifests (k8s/)", function () {
         assert.equal(secret?.key, "MQTT_SECRET");
         // The accounts it provisions are the ones the clients log in with.
         const provisioned = loadConfig(effectiveEnv(init));
-        for (const client of mqttClientServices()) {
+        for (const client of MQTT_CLIENT_SERVICES) {
           const owner = workloads.find((x) => x.object.metadata.name === client);
           const c = owner?.pod.containers.find((x) => isPlantwireImage(x.image));
           assert.ok(c, client);
@@ -606,7 +604,7 @@ describe("Kubernetes manifests (k8s/)", function () {
       });
 
       it("every plantwire service that talks MQTT gets MQTT_SECRET from plantwire-secrets, and no other does", () => {
-        const clients = mqttClientServices();
+        const clients = MQTT_CLIENT_SERVICES;
         const byPolicy = Object.entries(CLIENT_OF).filter(([name, servers]) => servers.includes("mqtt") && ALL_SERVICES.includes(name)).map(([name]) => name);
         assert.deepEqual([...clients].sort(), [...byPolicy].sort(), "the services config.ts demands MQTT_SECRET for are the ones the network policies let reach Mosquitto");
         for (const { owner, container: c } of plantwire) {
